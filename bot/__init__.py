@@ -1,0 +1,1 @@
+"""incident-bot: a Slack app that runs the incident lifecycle."""

@@ -1,0 +1,113 @@
+"""Composition root and command line: `incident-bot` (serve), `export INC-<n>`, `demo`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from bot import logs
+from bot.config import ConfigError, Settings, load_settings
+from bot.runtime import Runtime, StartupError
+from storage.database import DatabaseUnavailable
+
+EXIT_CONFIG = 2
+log = logging.getLogger("incident-bot")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="incident-bot", description="Run incidents in Slack.")
+    parser.set_defaults(run=_serve)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the bot (the default)").set_defaults(run=_serve)
+    export = sub.add_parser("export", help="print an incident's postmortem Markdown")
+    export.add_argument("incident", help="INC-<n>")
+    export.set_defaults(run=_export)
+    demo = sub.add_parser("demo", help="play a whole incident offline against the built-in local Slack")
+    demo.add_argument("--script", help="a YAML or JSON incident script (default: the built-in one)")
+    demo.add_argument("--database-url", help="keep the demo's data here instead of a temporary SQLite file")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _fail(message: str, code: int = EXIT_CONFIG) -> int:
+    print(f"incident-bot: {message}", file=sys.stderr)
+    return code
+
+
+def _serve(_: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        return _fail(str(exc))
+    logs.configure(settings.log_level)
+    try:
+        asyncio.run(_serve_until_signalled(settings))
+    except (StartupError, DatabaseUnavailable) as exc:
+        return _fail(str(exc))
+    return 0
+
+
+async def _serve_until_signalled(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runtime = Runtime(settings)
+    await runtime.start()
+    log.info("incident-bot is running (%s mode)", "Socket" if settings.socket_mode else "HTTP")
+    await stop.wait()
+    log.info("shutting down: finishing work in flight")
+    await runtime.stop()
+
+
+def _export(args: argparse.Namespace) -> int:
+    from bot.export import export_markdown, parse_ref
+
+    number = parse_ref(args.incident)
+    if number is None:
+        return _fail(f"'{args.incident}' is not an incident reference; use INC-<number>, e.g. INC-3", 2)
+    try:
+        settings = load_settings(**_export_defaults())
+    except ConfigError as exc:
+        return _fail(str(exc))
+    try:
+        result = asyncio.run(export_markdown(settings, number))
+    except DatabaseUnavailable as exc:
+        return _fail(str(exc), 1)
+    if isinstance(result, str) and result.startswith("error: "):
+        return _fail(result.removeprefix("error: "), 1)
+    sys.stdout.write(result)
+    return 0
+
+
+def _export_defaults() -> dict[str, object]:
+    """Export reads only the database: tokens are not needed, so placeholders stand in."""
+    import os
+
+    defaults: dict[str, object] = {}
+    if not os.environ.get("SLACK_BOT_TOKEN"):
+        defaults["SLACK_BOT_TOKEN"] = "xoxb-not-needed-for-export"
+    if not os.environ.get("SLACK_SIGNING_SECRET") and not os.environ.get("SLACK_APP_TOKEN"):
+        defaults["SLACK_SIGNING_SECRET"] = "not-needed-for-export"
+    return defaults
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(args.script, args.database_url)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Domain: models and use cases. Knows nothing of Slack payloads or SQL."""

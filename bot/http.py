@@ -1,0 +1,61 @@
+"""HTTP mode: POST /slack/events and GET /healthz on aiohttp."""
+
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import parse_qs
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
+
+from storage import Database
+
+log = logging.getLogger(__name__)
+EVENTS_PATH = "/slack/events"
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def build_web_app(app: AsyncApp, signing_secret: str, db: Database) -> web.Application:
+    verifier = SignatureVerifier(signing_secret)
+
+    async def slack_events(request: web.Request) -> web.Response:
+        raw = await request.read()
+        if not verifier.is_valid_request(raw, dict(request.headers)):
+            return web.json_response({"error": "invalid signature or stale timestamp"}, status=401)
+        body = raw.decode("utf-8", errors="replace")
+        if not is_well_formed(body, request.content_type):
+            return web.json_response({"error": "malformed payload"}, status=400)
+        bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
+        return await to_aiohttp_response(await app.async_dispatch(bolt_request))
+
+    async def healthz(_: web.Request) -> web.Response:
+        if await db.healthy():
+            return web.json_response({"ok": True})
+        return web.json_response({"ok": False, "error": "database unreachable"}, status=503)
+
+    web_app = web.Application(client_max_size=MAX_BODY_BYTES)
+    web_app.add_routes([web.post(EVENTS_PATH, slack_events), web.get("/healthz", healthz)])
+    return web_app
+
+
+def is_well_formed(body: str, content_type: str) -> bool:
+    """A Slack request is JSON with a type, a form with a command, or a form with a JSON payload."""
+    try:
+        if content_type == "application/json" or body.startswith("{"):
+            data = json.loads(body)
+            return isinstance(data, dict) and isinstance(data.get("type"), str) and _event_ok(data)
+        form = parse_qs(body, keep_blank_values=True)
+        if "payload" in form:
+            payload = json.loads(form["payload"][0])
+            return isinstance(payload, dict) and isinstance(payload.get("type"), str)
+        return "command" in form and "user_id" in form and "channel_id" in form
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        return False
+
+
+def _event_ok(data: dict[str, object]) -> bool:
+    return data.get("type") != "event_callback" or isinstance(data.get("event"), dict)

@@ -1,0 +1,1 @@
+"""Periodic work: the reminder sweep, driven by APScheduler."""

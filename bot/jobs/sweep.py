@@ -1,0 +1,137 @@
+"""The reminder sweep. All state is in the database: each due reminder is claimed atomically,
+sent, then marked sent, so restarts, crashes and several processes neither repeat nor skip one."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from bot.domain import rules
+from bot.domain.models import Incident, Task
+from bot.services.context import Context
+from bot.slack_api import SlackError
+from bot.ui import messages
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+# A claim older than this was left by a process that died before sending: take it over.
+CLAIM_LEASE = timedelta(minutes=10)
+NUDGE_AFTER = timedelta(hours=24)
+DIGEST_WEEKDAY = 0  # Monday: the week's digest of open tasks
+# The owner can never get a DM: report once instead of retrying forever.
+UNDELIVERABLE = frozenset(
+    {"user_not_found", "cannot_dm_bot", "user_disabled", "account_inactive", "user_is_bot", "users_not_found"}
+)
+
+
+@dataclass
+class SweepReport:
+    reminders_sent: int = 0
+    undeliverable: int = 0
+    deferred: int = 0
+    digests: int = 0
+    nudges: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+async def sweep(ctx: Context) -> SweepReport:
+    report = SweepReport()
+    now = ctx.clock.now()
+    if rules.reminders_allowed(now, ctx.tz, ctx.settings.not_before):
+        today = rules.local_day(now, ctx.tz)
+        await _send_reminders(ctx, today, report)
+        if today.weekday() == DIGEST_WEEKDAY:
+            await _send_digests(ctx, today, report)
+    await _nudge_idle(ctx, report)
+    return report
+
+
+async def _send_reminders(ctx: Context, today: date, report: SweepReport) -> None:
+    token = uuid.uuid4().hex
+    incidents: dict[int, Incident | None] = {}
+    for task in await ctx.store.due_tasks(today, BATCH):
+        now = ctx.clock.now()
+        if not await ctx.store.claim_reminder(task, today, token, now, now - CLAIM_LEASE):
+            continue  # another process has it, or it went out today already
+        if task.incident_id not in incidents:
+            incidents[task.incident_id] = await ctx.store.incident_by_id(task.incident_id)
+        await _remind(ctx, task, incidents[task.incident_id], today, token, report)
+
+
+async def _remind(
+    ctx: Context, task: Task, incident: Incident | None, today: date, token: str, report: SweepReport
+) -> None:
+    assert incident is not None
+    text, blocks = messages.reminder(task, incident, today)
+    try:
+        channel, ts = await ctx.slack.dm(task.owner_id, text, blocks)
+    except SlackError as exc:
+        await _reminder_failed(ctx, task, incident, today, token, exc, report)
+        return
+    outcome = {"state": "sent", "channel_id": channel, "message_ts": ts, "sent_at": ctx.clock.now()}
+    await ctx.store.finish_reminder(
+        task, today, token, outcome, rules.next_reminder_day(task.due_date, today)
+    )
+    report.reminders_sent += 1
+
+
+async def _reminder_failed(
+    ctx: Context,
+    task: Task,
+    incident: Incident,
+    today: date,
+    token: str,
+    exc: SlackError,
+    report: SweepReport,
+) -> None:
+    if exc.code not in UNDELIVERABLE:
+        # Transient (rate limits past the client's retries, outages): the next sweep tries again.
+        await ctx.store.release_reminder(task, today, token)
+        report.deferred += 1
+        log.warning("reminder for task %s deferred: %s", task.id, exc.code)
+        return
+    outcome = {"state": "failed", "error": exc.code, "sent_at": ctx.clock.now()}
+    await ctx.store.finish_reminder(task, today, token, outcome, None)
+    report.undeliverable += 1
+    if incident.channel_id:
+        try:
+            await ctx.slack.post(incident.channel_id, messages.undeliverable(task, exc.code))
+        except SlackError as post_error:
+            report.errors.append(f"task {task.id}: {post_error.code}")
+
+
+async def _send_digests(ctx: Context, today: date, report: SweepReport) -> None:
+    week = rules.iso_week(today)
+    for incident in await ctx.store.incidents_without_digest(week, BATCH):
+        if not await ctx.store.claim_digest(incident, week, uuid.uuid4().hex, ctx.clock.now()):
+            continue
+        tasks = await ctx.store.tasks_of_incident(incident.id, only_open=True)
+        text, blocks = messages.digest(incident, tasks, today)
+        sent = await _try_post(ctx, incident, text, blocks, report)
+        await ctx.store.finish_digest(incident.id, week, sent, ctx.clock.now())
+        report.digests += int(sent)
+
+
+async def _nudge_idle(ctx: Context, report: SweepReport) -> None:
+    now = ctx.clock.now()
+    for incident in await ctx.store.idle_open_incidents(now - NUDGE_AFTER, BATCH):
+        if await ctx.store.claim_nudge(incident, now - NUDGE_AFTER, now):
+            report.nudges += int(await _try_post(ctx, incident, messages.nudge(incident), None, report))
+
+
+async def _try_post(
+    ctx: Context,
+    incident: Incident,
+    text: str,
+    blocks: list[dict[str, Any]] | None,
+    report: SweepReport,
+) -> bool:
+    try:
+        await ctx.slack.post(incident.channel_id or "", text, blocks)
+    except SlackError as exc:
+        report.errors.append(f"{incident.ref}: {exc.code}")
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""Slack listeners, one module per surface. Thin: parse, call a service, render."""

@@ -1,0 +1,101 @@
+"""Buttons: add a task row to the close form, retry a failed start, and the reminder buttons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from bot.domain.models import State
+from bot.listeners import payloads
+from bot.services import incidents, tasks
+from bot.services.context import Context
+from bot.ui import messages, modals
+from bot.ui.ids import Action
+
+SNOOZE_DAYS = {Action.TASK_SNOOZE_DAY: 1, Action.TASK_SNOOZE_WEEK: 7}
+
+
+def register(app: AsyncApp, ctx: Context) -> None:
+    async def ack_only(ack: AsyncAck) -> None:
+        await ack()
+
+    async def add_task_row(body: dict[str, Any]) -> None:
+        await grow_close_form(ctx, body)
+
+    async def retry_start(body: dict[str, Any], respond: AsyncRespond) -> None:
+        await retry_opening(ctx, body, respond)
+
+    async def task_done(body: dict[str, Any]) -> None:
+        await complete_from_button(ctx, body)
+
+    async def task_snooze(body: dict[str, Any]) -> None:
+        await snooze_from_button(ctx, body)
+
+    app.action(Action.ADD_TASK_ROW)(ack=ack_only, lazy=[add_task_row])
+    app.action(Action.RETRY_START)(ack=ack_only, lazy=[retry_start])
+    app.action(Action.TASK_DONE)(ack=ack_only, lazy=[task_done])
+    app.action(Action.TASK_SNOOZE_DAY)(ack=ack_only, lazy=[task_snooze])
+    app.action(Action.TASK_SNOOZE_WEEK)(ack=ack_only, lazy=[task_snooze])
+
+
+def _action(body: dict[str, Any]) -> dict[str, Any]:
+    return dict((body.get("actions") or [{}])[0])
+
+
+async def grow_close_form(ctx: Context, body: dict[str, Any]) -> None:
+    """Replaces the form with one more task row; Slack keeps what was typed in unchanged blocks."""
+    view = body["view"]
+    incident = await ctx.store.incident_by_id(int(payloads.metadata(view).get("incident_id", 0)))
+    if incident is None:
+        return
+    rows = int(payloads.metadata(view).get("rows", modals.MIN_TASK_ROWS)) + 1
+    await ctx.slack.update_view(
+        view["id"], modals.close_modal(incident, ctx.clock.now(), rows), view.get("hash")
+    )
+
+
+async def retry_opening(ctx: Context, body: dict[str, Any], respond: AsyncRespond) -> None:
+    incident = await ctx.store.incident_by_id(int(_action(body).get("value") or 0))
+    if incident is None or incident.state is not State.OPENING:
+        await respond(text="That incident is open already.", replace_original=True)
+        return
+    try:
+        incident = await incidents.finish_opening(ctx, incident)
+    except incidents.StartFailed as failed:
+        text, blocks = messages.start_failed(failed.incident, failed.error.code)
+        await respond(text=text, blocks=blocks, replace_original=True)
+        return
+    await respond(text=messages.opened_reply(incident), replace_original=True)
+
+
+async def complete_from_button(ctx: Context, body: dict[str, Any]) -> None:
+    task_id = int(_action(body).get("value") or 0)
+    done = await tasks.complete(ctx, task_id, body["user"]["id"])
+    task = done[0] if done else await ctx.store.task(task_id)
+    incident = done[1] if done else (await ctx.store.incident_by_id(task.incident_id) if task else None)
+    if task is None or incident is None:
+        return
+    outcome = f":white_check_mark: Done ({'by <@' + task.done_by + '>' if task.done_by else 'already'})"
+    await _replace_reminder(ctx, body, *messages.reminder_resolved(task, incident, outcome))
+
+
+async def snooze_from_button(ctx: Context, body: dict[str, Any]) -> None:
+    action = _action(body)
+    task = await tasks.snooze(ctx, int(action.get("value") or 0), SNOOZE_DAYS[Action(action["action_id"])])
+    if task is None or task.next_remind_on is None:
+        return
+    incident = await ctx.store.incident_by_id(task.incident_id)
+    if incident is None:
+        return
+    outcome = f":zzz: Snoozed: next reminder on {task.next_remind_on.isoformat()}"
+    await _replace_reminder(ctx, body, *messages.reminder_resolved(task, incident, outcome))
+
+
+async def _replace_reminder(
+    ctx: Context, body: dict[str, Any], text: str, blocks: list[dict[str, Any]]
+) -> None:
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    ts = (body.get("message") or {}).get("ts") or (body.get("container") or {}).get("message_ts")
+    if channel and ts:
+        await ctx.slack.update(channel, ts, text, blocks)

@@ -1,0 +1,195 @@
+"""`/incident <subcommand>`. The ack checks the grammar (so bad input is answered at once);
+the work runs lazily after the ack, so Slack's 3 seconds hold however slow its Web API is."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from bot.domain import rules
+from bot.domain.models import Incident, NewTask, State
+from bot.services import incidents, postmortem, tasks
+from bot.services.context import Context
+from bot.slack_api import SlackError
+from bot.ui import messages, modals
+
+log = logging.getLogger(__name__)
+COMMAND = "/incident"
+
+Handler = Callable[[Context, dict[str, Any], AsyncRespond], Awaitable[None]]
+
+
+def register(app: AsyncApp, ctx: Context) -> None:
+    async def ack_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+        await ack(**acknowledgement(ctx, command))
+
+    async def run_command(command: dict[str, Any], respond: AsyncRespond) -> None:
+        await run(ctx, command, respond)
+
+    app.command(COMMAND)(ack=ack_command, lazy=[run_command])
+
+
+def acknowledgement(ctx: Context, command: dict[str, Any]) -> dict[str, Any]:
+    """What the ack says: the usage for help and mistakes, a word of progress otherwise."""
+    sub = rules.split_subcommand(command.get("text", ""))
+    if sub.name == "help":
+        return {"text": messages.USAGE}
+    if sub.name not in HANDLERS:
+        return {"text": f"I don't know `{messages.safe(sub.name, 40)}`.\n{messages.USAGE}"}
+    try:
+        check_grammar(ctx, sub)
+    except rules.UsageError as exc:
+        return {"text": f"{exc}\n{messages.USAGE}"}
+    return {"text": "Opening the incident…"} if sub.name == "start" and sub.rest else {}
+
+
+def check_grammar(ctx: Context, sub: rules.Subcommand) -> None:
+    today = rules.local_day(ctx.clock.now(), ctx.tz)
+    checks: dict[str, Callable[[str], object]] = {
+        "note": lambda rest: rules.parse_note(rest, ctx.clock.now(), ctx.tz),
+        "severity": rules.parse_severity,
+        "status": rules.parse_status,
+        "commander": rules.parse_user,
+        "task": lambda rest: rules.parse_task(rest, today),
+    }
+    if sub.name in checks:
+        checks[sub.name](sub.rest)
+
+
+async def run(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
+    sub = rules.split_subcommand(command.get("text", ""))
+    handler = HANDLERS.get(sub.name)
+    if handler is None:
+        return  # help and unknown subcommands were answered by the ack
+    try:
+        await handler(ctx, command, respond)
+    except rules.UsageError as exc:
+        await respond(text=str(exc))
+    except SlackError as exc:
+        log.warning("/incident %s failed: %s", sub.name, exc)
+        await respond(text=f"Slack refused a step ({exc.method}: {exc.code}). Please try again.")
+
+
+def _rest(command: dict[str, Any]) -> str:
+    return rules.split_subcommand(command.get("text", "")).rest
+
+
+async def _incident_here(
+    ctx: Context, command: dict[str, Any], respond: AsyncRespond, open_only: bool = True
+) -> Incident | None:
+    incident = await ctx.store.incident_by_channel(ctx.team_id, command["channel_id"])
+    if incident is None:
+        await respond(text="This works in an incident channel. `/incident list` shows the open ones.")
+        return None
+    if open_only and incident.state is State.CLOSED:
+        await respond(text=f"{incident.ref} is closed already.")
+        return None
+    return incident
+
+
+async def start(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
+    title = _rest(command)
+    if not title:
+        await ctx.slack.open_view(command["trigger_id"], modals.start_modal(command["channel_id"]))
+        return
+    await declare_and_report(
+        ctx, respond, user_id=command["user_id"], title=title, origin_channel_id=command["channel_id"]
+    )
+
+
+async def declare_and_report(ctx: Context, respond: Callable[..., Awaitable[Any]], **details: Any) -> None:
+    try:
+        incident = await incidents.declare(ctx, **details)
+    except incidents.StartFailed as failed:
+        text, blocks = messages.start_failed(failed.incident, failed.error.code)
+        await respond(text=text, blocks=blocks)
+        return
+    await respond(text=messages.opened_reply(incident))
+
+
+async def note(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
+    if incident := await _incident_here(ctx, command, respond):
+        await incidents.add_note(ctx, incident, command["user_id"], _rest(command))
+
+
+async def severity(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
+    if incident := await _incident_here(ctx, command, respond):
+        await incidents.set_severity(ctx, incident, command["user_id"], rules.parse_severity(_rest(command)))
+
+
+async def status(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
+    if incident := await _incident_here(ctx, command, respond):
+        new_status, text = rules.parse_status(_rest(command))
+        await incidents.set_status(ctx, incident, command["user_id"], new_status, text)
+
+
+async def commander(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
+    if incident := await _incident_here(ctx, command, respond):
+        await incidents.set_commander(ctx, incident, command["user_id"], rules.parse_user(_rest(command)))
+
+
+async def close(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
+    if incident := await _incident_here(ctx, command, respond):
+        await ctx.slack.open_view(command["trigger_id"], modals.close_modal(incident, ctx.clock.now()))
+
+
+async def task(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
+    if incident := await _incident_here(ctx, command, respond, open_only=False):
+        today = rules.local_day(ctx.clock.now(), ctx.tz)
+        owner, description, due = rules.parse_task(_rest(command), today)
+        created = await tasks.add_tasks(
+            ctx,
+            incident,
+            [NewTask(description=description, owner_id=owner, due_date=due)],
+            command["user_id"],
+        )
+        await respond(text=f"Task #{created[0].id} added to {incident.ref}.")
+
+
+async def list_tasks(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
+    today = rules.local_day(ctx.clock.now(), ctx.tz)
+    incident = await ctx.store.incident_by_channel(ctx.team_id, command["channel_id"])
+    if incident is not None:
+        found = await ctx.store.tasks_of_incident(incident.id, only_open=True)
+        await respond(text=messages.task_list(f"*Open tasks of {incident.ref}*", found, today))
+        return
+    found = await ctx.store.open_tasks_of_owner(ctx.team_id, command["user_id"])
+    refs = {t.incident_id: await _ref(ctx, t.incident_id) for t in found}
+    await respond(text=messages.task_list("*Your open tasks*", found, today, refs))
+
+
+async def _ref(ctx: Context, incident_id: int) -> str:
+    incident = await ctx.store.incident_by_id(incident_id)
+    return incident.ref if incident else "?"
+
+
+async def list_incidents(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
+    found = await ctx.store.list_incidents(ctx.team_id, [State.OPEN])
+    await respond(text=messages.incident_list(found, ctx.tz))
+
+
+async def repost_postmortem(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
+    incident = await _incident_here(ctx, command, respond, open_only=False)
+    if incident is None:
+        return
+    if incident.state is not State.CLOSED:
+        await respond(text=f"{incident.ref} is still open: `/incident close` writes the postmortem.")
+        return
+    await postmortem.publish(ctx, incident)
+
+
+HANDLERS: dict[str, Handler] = {
+    "start": start,
+    "note": note,
+    "severity": severity,
+    "status": status,
+    "commander": commander,
+    "close": close,
+    "task": task,
+    "tasks": list_tasks,
+    "list": list_incidents,
+    "postmortem": repost_postmortem,
+}

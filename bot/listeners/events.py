@@ -1,0 +1,71 @@
+"""Channel messages and reactions become timeline entries. Each handler commits before it
+returns, and the app acknowledges only after (process_before_response), so an event Slack
+sees acknowledged is never lost, and its retries are absorbed by the storage keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.domain.rules import ts_to_datetime
+from bot.listeners import payloads
+from bot.services import timeline
+from bot.services.context import Context
+
+KEY_EVENT_REACTION = "pushpin"
+
+
+def register(app: AsyncApp, ctx: Context) -> None:
+    async def on_message(body: dict[str, Any], event: dict[str, Any]) -> None:
+        await handle_message(ctx, event, body.get("event_id"))
+
+    async def on_reaction_added(event: dict[str, Any]) -> None:
+        await handle_reaction(ctx, event, is_key=True)
+
+    async def on_reaction_removed(event: dict[str, Any]) -> None:
+        await handle_reaction(ctx, event, is_key=False)
+
+    app.event("message")(on_message)
+    app.event("reaction_added")(on_reaction_added)
+    app.event("reaction_removed")(on_reaction_removed)
+
+
+async def handle_message(ctx: Context, event: dict[str, Any], event_id: str | None) -> None:
+    channel = str(event.get("channel") or "")
+    incident = await timeline.open_incident_in(ctx, channel)
+    if incident is None:
+        return
+    subtype = event.get("subtype")
+    if subtype == "message_changed":
+        message = event.get("message") or {}
+        if payloads.is_recorded_message(message) and not _is_own(ctx, message):
+            entry = payloads.entry_from_message(message, channel, incident.id)
+            edited_at = ts_to_datetime(str(event.get("event_ts") or event.get("ts") or message["ts"]))
+            await timeline.record_edit(ctx, entry.model_copy(update={"edited_at": edited_at}), event_id)
+    elif subtype == "message_deleted":
+        previous = event.get("previous_message") or {}
+        deleted_ts = event.get("deleted_ts") or previous.get("ts")
+        if deleted_ts and not _is_own(ctx, previous):
+            entry = payloads.entry_from_message({**previous, "ts": deleted_ts}, channel, incident.id)
+            deleted_at = ts_to_datetime(str(event.get("event_ts") or event.get("ts") or deleted_ts))
+            await timeline.record_deletion(ctx, entry.model_copy(update={"deleted_at": deleted_at}), event_id)
+    elif payloads.is_recorded_message(event) and not _is_own(ctx, event):
+        await timeline.record(ctx, payloads.entry_from_message(event, channel, incident.id), event_id)
+
+
+def _is_own(ctx: Context, message: dict[str, Any]) -> bool:
+    """The bot records its own posts when it makes them; Slack's echoes of them are skipped."""
+    identity = ctx.identity
+    return message.get("user") == identity.bot_user_id or (
+        bool(identity.bot_id) and message.get("bot_id") == identity.bot_id
+    )
+
+
+async def handle_reaction(ctx: Context, event: dict[str, Any], is_key: bool) -> None:
+    item = event.get("item") or {}
+    if event.get("reaction") != KEY_EVENT_REACTION or item.get("type") != "message":
+        return
+    channel, ts = str(item.get("channel") or ""), str(item.get("ts") or "")
+    if await timeline.open_incident_in(ctx, channel) is not None:
+        await timeline.mark_key(ctx, channel, ts, is_key)

@@ -1,0 +1,89 @@
+"""Modal submissions. Validation happens in the ack (field errors shown on the form); the lazy
+work re-checks, because Bolt runs lazy listeners after every ack, rejected forms included."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.domain import rules
+from bot.domain.closeout import validate_close
+from bot.domain.models import CloseForm, Incident, NewTask, State
+from bot.listeners import payloads
+from bot.listeners.commands import declare_and_report
+from bot.services import closeout
+from bot.services.context import Context
+from bot.slack_api import SlackError
+from bot.ui.ids import Block, View
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, ctx: Context) -> None:
+    async def ack_start(ack: AsyncAck, view: dict[str, Any]) -> None:
+        errors = start_errors(view)
+        await (ack(response_action="errors", errors=errors) if errors else ack())
+
+    async def run_start(body: dict[str, Any], view: dict[str, Any]) -> None:
+        if not start_errors(view):
+            await declare_from_modal(ctx, body, view)
+
+    async def ack_close(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
+        outcome = await close_outcome(ctx, body, view)
+        await (ack(response_action="errors", errors=outcome) if isinstance(outcome, dict) else ack())
+
+    async def run_close(body: dict[str, Any], view: dict[str, Any]) -> None:
+        outcome = await close_outcome(ctx, body, view)
+        if not isinstance(outcome, dict):
+            incident, form, tasks = outcome
+            await closeout.close(ctx, incident, form, tasks)
+
+    app.view(View.START)(ack=ack_start, lazy=[run_start])
+    app.view(View.CLOSE)(ack=ack_close, lazy=[run_close])
+
+
+def start_errors(view: dict[str, Any]) -> dict[str, str]:
+    title, *_ = payloads.start_form(view)
+    return {} if rules.clean_title(title) else {Block.TITLE: "Give the incident a title."}
+
+
+async def declare_from_modal(ctx: Context, body: dict[str, Any], view: dict[str, Any]) -> None:
+    title, severity, description, private = payloads.start_form(view)
+    user_id = body["user"]["id"]
+    origin = payloads.metadata(view).get("origin")
+
+    async def tell_declarer(**message: Any) -> None:
+        channel = origin if origin and str(origin).startswith(("C", "G")) else user_id
+        try:
+            await ctx.slack.call("chat.postEphemeral", channel=channel, user=user_id, **message)
+        except SlackError:  # a courtesy; the incident and its channel are what matter
+            log.info("could not tell %s how the start went", user_id)
+
+    await declare_and_report(
+        ctx,
+        tell_declarer,
+        user_id=user_id,
+        title=title,
+        severity=severity,
+        description=description,
+        is_private=private,
+        origin_channel_id=origin,
+    )
+
+
+async def close_outcome(
+    ctx: Context, body: dict[str, Any], view: dict[str, Any]
+) -> tuple[Incident, CloseForm, list[NewTask]] | dict[str, str]:
+    meta = payloads.metadata(view)
+    incident = await ctx.store.incident_by_id(int(meta.get("incident_id", 0)))
+    if incident is None or incident.state is not State.OPEN:
+        return {Block.IMPACT: "This incident is closed already; its postmortem is in the channel."}
+    data = payloads.close_form(view, int(meta.get("rows", 3)))
+    now = ctx.clock.now()
+    result = validate_close(data, body["user"]["id"], now, rules.local_day(now, ctx.tz))
+    if isinstance(result, dict):
+        return result
+    form, tasks = result
+    return incident, form, tasks

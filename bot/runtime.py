@@ -1,0 +1,102 @@
+"""The running bot: database, Slack identity, Bolt app, scheduler and one transport.
+Production, the tests and the demo all start it through this class."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+from bot.app import TrackedLazyRunner, build_app
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.http import build_web_app
+from bot.jobs.scheduler import start_scheduler
+from bot.services.context import Context
+from bot.slack_api import Slack, SlackError, make_client
+from storage import Database, Store
+
+log = logging.getLogger(__name__)
+SHUTDOWN_GRACE_SECONDS = 10
+
+
+class StartupError(Exception):
+    """The bot cannot start; the message is one line for the operator."""
+
+
+class Runtime:
+    def __init__(self, settings: Settings, clock: Clock | None = None, run_scheduler: bool = True) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.run_scheduler = run_scheduler
+        self.db = Database(settings.database_url)
+        self.ctx: Context | None = None
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self._lazy: TrackedLazyRunner | None = None
+
+    async def start(self) -> None:
+        await self.db.start()
+        slack = Slack(
+            make_client(self.settings.slack_bot_token.get_secret_value(), self.settings.slack_api_url)
+        )
+        try:
+            identity = await slack.identity()
+        except SlackError as exc:
+            await self.db.close()
+            raise StartupError(
+                f"SLACK_BOT_TOKEN was refused by Slack ({exc.code}): check the token and SLACK_API_URL"
+            ) from None
+        store = Store(self.db)
+        await store.save_workspace(identity.team_id, identity.url, identity.bot_user_id)
+        self.ctx = Context(self.settings, store, slack, self.clock, identity)
+        app, self._lazy = build_app(self.ctx)
+        await (self._start_socket(app) if self.settings.socket_mode else self._start_http(app))
+        if self.run_scheduler:
+            self._scheduler = start_scheduler(self.ctx)
+
+    async def _start_http(self, app: object) -> None:
+        secret = self.settings.slack_signing_secret
+        assert secret is not None, "HTTP mode needs the signing secret (config checks it)"
+        self._runner = web.AppRunner(build_web_app(app, secret.get_secret_value(), self.db))  # type: ignore[arg-type]
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        log.info(
+            "HTTP mode: listening on %s:%s (POST /slack/events, GET /healthz)", self.settings.host, self.port
+        )
+
+    async def _start_socket(self, app: object) -> None:
+        token = self.settings.slack_app_token
+        assert token is not None
+        self._socket = AsyncSocketModeHandler(app, token.get_secret_value())  # type: ignore[arg-type]
+        await self._socket.connect_async()
+        log.info("Socket Mode: connected")
+
+    async def stop(self) -> None:
+        """Stops taking work, lets in-flight work finish, then closes the database."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        if self._socket is not None:
+            await self._socket.close_async()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.idle(SHUTDOWN_GRACE_SECONDS)
+        if self.ctx is not None:
+            await _close_client(self.ctx.slack)
+        await self.db.close()
+
+    async def idle(self, timeout: float = SHUTDOWN_GRACE_SECONDS) -> bool:
+        """Waits until no work started by a Slack request is running."""
+        return await self._lazy.drain(timeout) if self._lazy else True
+
+
+async def _close_client(slack: Slack) -> None:
+    session = getattr(slack.client, "session", None)
+    if session is not None and not session.closed:
+        await session.close()

@@ -1,0 +1,1 @@
+"""Application services: use cases that combine storage, Slack and the renderers."""

@@ -1,0 +1,190 @@
+"""Declaring an incident and changing it while it runs."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from bot.domain import rules
+from bot.domain.models import EntryKind, Incident, Severity, State, Status, TimelineEntry
+from bot.services.context import Context
+from bot.slack_api import SlackError
+from bot.ui import messages
+
+log = logging.getLogger(__name__)
+
+
+class StartFailed(Exception):
+    def __init__(self, incident: Incident, error: SlackError) -> None:
+        super().__init__(str(error))
+        self.incident = incident
+        self.error = error
+
+
+async def declare(
+    ctx: Context,
+    *,
+    user_id: str,
+    title: str,
+    severity: Severity = Severity.SEV2,
+    description: str = "",
+    is_private: bool = False,
+    origin_channel_id: str | None = None,
+) -> Incident:
+    """Records the incident first (so nothing is lost), then builds its channel."""
+    now = ctx.clock.now()
+    incident = await ctx.store.create_incident(
+        ctx.team_id,
+        {
+            "title": rules.clean_title(title) or "Untitled incident",
+            "description": description.strip(),
+            "severity": severity,
+            "status": Status.INVESTIGATING,
+            "is_private": is_private,
+            "origin_channel_id": origin_channel_id,
+            "commander_id": user_id,
+            "declared_by": user_id,
+            "started_at": now,
+            "last_activity_at": now,
+        },
+    )
+    return await finish_opening(ctx, incident)
+
+
+async def finish_opening(ctx: Context, incident: Incident) -> Incident:
+    """Each step checks what is already done, so a retry after a failure picks up where it stopped."""
+    try:
+        incident = await _ensure_channel(ctx, incident)
+        await ctx.slack.invite(_channel(incident), [incident.declared_by])
+        await ctx.slack.set_topic(_channel(incident), messages.topic(incident))
+        incident = await _ensure_summary(ctx, incident)
+        incident = await _ensure_announcement(ctx, incident)
+    except SlackError as exc:
+        log.warning("opening %s stopped at %s", incident.ref, exc)
+        raise StartFailed(incident, exc) from None
+    if incident.state is State.OPENING:
+        incident = await ctx.store.update_incident(incident.id, state=State.OPEN)
+    return incident
+
+
+def _channel(incident: Incident) -> str:
+    assert incident.channel_id is not None, "channel is made before it is used"
+    return incident.channel_id
+
+
+async def _ensure_channel(ctx: Context, incident: Incident) -> Incident:
+    if incident.channel_id:
+        return incident
+    channel = await ctx.slack.create_channel(
+        rules.channel_name(incident.number, incident.title), incident.is_private
+    )
+    return await ctx.store.update_incident(
+        incident.id, channel_id=channel["id"], channel_name=channel["name"]
+    )
+
+
+async def _ensure_summary(ctx: Context, incident: Incident) -> Incident:
+    if incident.summary_ts:
+        return incident
+    text, blocks = messages.summary(incident, ctx.tz)
+    ts = await ctx.slack.post(_channel(incident), text, blocks)
+    incident = await ctx.store.update_incident(incident.id, summary_ts=ts)
+    await record_system(ctx, incident, ts, messages.declared_entry(incident), at=incident.started_at)
+    await ctx.slack.pin(_channel(incident), ts)
+    return incident
+
+
+async def _ensure_announcement(ctx: Context, incident: Incident) -> Incident:
+    """Announces where the incident was declared; a channel the bot cannot post in is not fatal."""
+    origin = incident.origin_channel_id
+    if (
+        incident.announcement_ts
+        or not origin
+        or origin == incident.channel_id
+        or not origin.startswith(("C", "G"))
+    ):
+        return incident
+    text, blocks = messages.announcement(incident)
+    try:
+        ts = await ctx.slack.post(origin, text, blocks)
+    except SlackError as exc:
+        log.info("no announcement for %s in %s: %s", incident.ref, origin, exc.code)
+        return incident
+    return await ctx.store.update_incident(incident.id, announcement_ts=ts)
+
+
+async def record_system(
+    ctx: Context,
+    incident: Incident,
+    ts: str,
+    text: str,
+    at: datetime | None = None,
+    author: str | None = None,
+) -> None:
+    """What the bot posts is recorded when it posts it (Bolt never shows the bot its own events)."""
+    entry = TimelineEntry(
+        incident_id=incident.id,
+        channel_id=_channel(incident),
+        ts=ts,
+        occurred_at=at or rules.ts_to_datetime(ts),
+        kind=EntryKind.SYSTEM,
+        author_id=author or ctx.identity.bot_user_id,
+        text=text,
+    )
+    await ctx.store.record_entry(ctx.team_id, entry, None, ctx.clock.now())
+
+
+async def announce_change(ctx: Context, incident: Incident, user_id: str, what: str) -> Incident:
+    """Posts a change in the channel, records it, and refreshes the pinned summary and topic."""
+    text = messages.change_post(user_id, what)
+    ts = await ctx.slack.post(_channel(incident), text)
+    await record_system(ctx, incident, ts, text, at=ctx.clock.now(), author=user_id)
+    await refresh_summary(ctx, incident)
+    return incident
+
+
+async def refresh_summary(ctx: Context, incident: Incident) -> None:
+    if incident.summary_ts:
+        text, blocks = messages.summary(incident, ctx.tz)
+        await ctx.slack.update(_channel(incident), incident.summary_ts, text, blocks)
+    if incident.state is not State.CLOSED:
+        await ctx.slack.set_topic(_channel(incident), messages.topic(incident))
+
+
+async def set_severity(ctx: Context, incident: Incident, user_id: str, severity: Severity) -> Incident:
+    old = incident.severity
+    incident = await ctx.store.update_incident(incident.id, severity=severity)
+    return await announce_change(
+        ctx, incident, user_id, f"changed severity {old.value.upper()} → {severity.value.upper()}"
+    )
+
+
+async def set_status(
+    ctx: Context, incident: Incident, user_id: str, status: Status, message: str
+) -> Incident:
+    incident = await ctx.store.update_incident(incident.id, status=status)
+    detail = f": {messages.safe(message, 2000)}" if message else ""
+    return await announce_change(ctx, incident, user_id, f"set status to *{status.value}*{detail}")
+
+
+async def set_commander(ctx: Context, incident: Incident, user_id: str, commander_id: str) -> Incident:
+    incident = await ctx.store.update_incident(incident.id, commander_id=commander_id)
+    await ctx.slack.invite(_channel(incident), [commander_id])
+    return await announce_change(ctx, incident, user_id, f"handed command to <@{commander_id}>")
+
+
+async def add_note(ctx: Context, incident: Incident, user_id: str, raw: str) -> None:
+    now = ctx.clock.now()
+    at, text = rules.parse_note(raw, now, ctx.tz)
+    post = messages.note_post(user_id, at, text, ctx.tz, backdated=at != now)
+    ts = await ctx.slack.post(_channel(incident), post)
+    entry = TimelineEntry(
+        incident_id=incident.id,
+        channel_id=_channel(incident),
+        ts=ts,
+        occurred_at=at,
+        kind=EntryKind.NOTE,
+        author_id=user_id,
+        text=text,
+    )
+    await ctx.store.record_entry(ctx.team_id, entry, None, now)

@@ -1,0 +1,202 @@
+"""The bot's one door to Slack's Web API: retries where safe, errors as SlackError."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import ClientError
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger(__name__)
+
+# Calls that change nothing, or land on the same state when repeated: safe to send again after
+# a 5xx or a timeout, when we cannot know whether Slack acted on the first attempt.
+IDEMPOTENT_METHODS = frozenset(
+    {
+        "auth.test",
+        "users.info",
+        "conversations.info",
+        "conversations.history",
+        "conversations.replies",
+        "conversations.invite",
+        "conversations.setTopic",
+        "conversations.open",
+        "chat.update",
+        "chat.getPermalink",
+        "pins.add",
+        "views.update",
+        "files.info",
+    }
+)
+HTTP_TIMEOUT_SECONDS = 10
+CHANNEL_NAME_LIMIT = 80
+
+
+class SlackError(Exception):
+    """A Slack call failed; `code` is Slack's error string (or a transport failure)."""
+
+    def __init__(self, method: str, code: str) -> None:
+        super().__init__(f"{method}: {code}")
+        self.method = method
+        self.code = code
+
+
+class SafeRetryHandler(AsyncRetryHandler):
+    """Retries a 5xx or a timeout only for idempotent methods."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if request.url.rsplit("/", 1)[-1] not in IDEMPOTENT_METHODS:
+            return False
+        if response is not None:
+            return response.status_code >= 500
+        return isinstance(error, asyncio.TimeoutError | ClientError)
+
+
+def make_client(token: str, base_url: str) -> AsyncWebClient:
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        timeout=HTTP_TIMEOUT_SECONDS,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+            SafeRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class Identity:
+    team_id: str
+    url: str
+    bot_user_id: str
+    bot_id: str
+
+
+class Slack:
+    """Thin wrapper over AsyncWebClient with the calls the bot makes."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def call(self, method: str, **args: Any) -> dict[str, Any]:
+        try:
+            # slack-sdk's typed method picks the encoding each Slack method accepts.
+            send = getattr(self.client, method.replace(".", "_"))
+            response = await send(**_drop_none(args))
+        except SlackApiError as exc:
+            raise SlackError(method, str(exc.response.get("error", "unknown_error"))) from None
+        except (TimeoutError, ClientError) as exc:
+            raise SlackError(method, f"transport_error ({type(exc).__name__})") from None
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    async def identity(self) -> Identity:
+        data = await self.call("auth.test")
+        return Identity(data["team_id"], data.get("url", ""), data["user_id"], data.get("bot_id", ""))
+
+    async def create_channel(self, base_name: str, is_private: bool) -> dict[str, Any]:
+        """Creates a channel, trying other names while Slack says name_taken."""
+        for name in _name_candidates(base_name):
+            try:
+                data = await self.call("conversations.create", name=name, is_private=is_private)
+            except SlackError as exc:
+                if exc.code == "name_taken":
+                    continue
+                raise
+            return dict(data["channel"])
+        raise SlackError("conversations.create", "name_taken")
+
+    async def invite(self, channel: str, user_ids: list[str]) -> None:
+        try:
+            await self.call("conversations.invite", channel=channel, users=",".join(user_ids))
+        except SlackError as exc:
+            if exc.code not in {"already_in_channel", "cant_invite_self"}:
+                raise
+
+    async def post(
+        self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None, **extra: Any
+    ) -> str:
+        data = await self.call(
+            "chat.postMessage", channel=channel, text=text, blocks=blocks, unfurl_links=False, **extra
+        )
+        return str(data["ts"])
+
+    async def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        await self.call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks or [])
+
+    async def pin(self, channel: str, ts: str) -> None:
+        try:
+            await self.call("pins.add", channel=channel, timestamp=ts)
+        except SlackError as exc:
+            if exc.code != "already_pinned":
+                raise
+
+    async def set_topic(self, channel: str, topic: str) -> None:
+        await self.call("conversations.setTopic", channel=channel, topic=topic[:250])
+
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        await self.call("views.open", trigger_id=trigger_id, view=view)
+
+    async def update_view(self, view_id: str, view: dict[str, Any], view_hash: str | None = None) -> None:
+        await self.call("views.update", view_id=view_id, view=view, hash=view_hash)
+
+    async def dm(self, user_id: str, text: str, blocks: list[dict[str, Any]]) -> tuple[str, str]:
+        """Opens the DM with a user and posts there; returns (channel, ts)."""
+        opened = await self.call("conversations.open", users=user_id)
+        channel = str(opened["channel"]["id"])
+        return channel, await self.post(channel, text, blocks)
+
+    async def user_name(self, user_id: str) -> str:
+        user = (await self.call("users.info", user=user_id))["user"]
+        profile = user.get("profile") or {}
+        return str(
+            profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user["name"]
+        )
+
+    async def upload_markdown(
+        self, channel: str, filename: str, content: str, title: str, comment: str
+    ) -> str:
+        """Uploads with files.getUploadURLExternal + files.completeUploadExternal; returns file id."""
+        try:
+            response = await self.client.files_upload_v2(
+                channel=channel, filename=filename, content=content, title=title, initial_comment=comment
+            )
+        except SlackApiError as exc:
+            raise SlackError("files.completeUploadExternal", str(exc.response.get("error"))) from None
+        except (TimeoutError, ClientError) as exc:
+            raise SlackError("files.upload", f"transport_error ({type(exc).__name__})") from None
+        return str(response["file"]["id"])
+
+
+def _drop_none(args: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in args.items() if v is not None}
+
+
+def _name_candidates(base: str) -> list[str]:
+    """inc-7-checkout, then inc-7-checkout-2 … all within Slack's 80 characters."""
+    names = [base[:CHANNEL_NAME_LIMIT]]
+    for n in range(2, 6):
+        suffix = f"-{n}"
+        names.append(base[: CHANNEL_NAME_LIMIT - len(suffix)].rstrip("-") + suffix)
+    return names

@@ -1,0 +1,1 @@
+"""Pure renderers: Block Kit messages, modals and the Markdown postmortem."""

@@ -1,0 +1,231 @@
+"""Block Kit messages the bot posts. Pure: data in, (text, blocks) out."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.domain.models import Incident, Task, TaskStatus
+from bot.ui.ids import Action
+from bot.ui.text import escape_mrkdwn, truncate
+
+Blocks = list[dict[str, Any]]
+SECTION_LIMIT = 3000
+LIST_LIMIT = 20
+
+USAGE = "\n".join(
+    [
+        "*Usage:* `/incident <subcommand>`",
+        "• `start [title]`: declare an incident (no title opens a form)",
+        "• `note [HH:MM] <text>`: add a note to the timeline, backdated to HH:MM today",
+        "• `severity <sev1|sev2|sev3|sev4>`: change the severity",
+        "• `status <investigating|identified|monitoring> [text]`: post a status update",
+        "• `commander <@user>`: hand over command",
+        "• `close`: close the incident and write the postmortem",
+        "• `postmortem`: post the postmortem again",
+        "• `task <@owner> <description> [due YYYY-MM-DD]`: add a corrective task",
+        "• `tasks`: open tasks of this incident (or yours, outside an incident channel)",
+        "• `list`: open incidents",
+        "• `help`: this message",
+    ]
+)
+
+
+def safe(text: str, limit: int = SECTION_LIMIT) -> str:
+    """User text made inert for mrkdwn (no pings, no links) and bounded."""
+    return escape_mrkdwn(truncate(text, limit))
+
+
+def local_time(when: datetime, tz: ZoneInfo) -> str:
+    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_LIMIT)}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, SECTION_LIMIT)}]}
+
+
+def summary(incident: Incident, tz: ZoneInfo) -> tuple[str, Blocks]:
+    """The pinned summary at the top of the incident channel."""
+    title = f"{incident.ref}: {incident.title}"
+    fields = [
+        f"*Severity*\n{incident.severity.value.upper()}",
+        f"*Status*\n{incident.status.value.capitalize()}",
+        f"*Commander*\n<@{incident.commander_id}>",
+        f"*Started*\n{local_time(incident.started_at, tz)}",
+    ]
+    blocks: Blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": truncate(title, 150), "emoji": True}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+    ]
+    if incident.description:
+        blocks.append(_section(safe(incident.description)))
+    if incident.closed_at:
+        blocks.append(_context(f"Closed {local_time(incident.closed_at, tz)}"))
+    blocks.append(
+        _context(
+            "Everything said in this channel is recorded in the timeline. `/incident help` lists commands."
+        )
+    )
+    return safe(title, 300), blocks
+
+
+def topic(incident: Incident) -> str:
+    return safe(
+        f"{incident.ref} | {incident.severity.value.upper()} | {incident.status.value} | {incident.title}",
+        250,
+    )
+
+
+def announcement(incident: Incident) -> tuple[str, Blocks]:
+    text = (
+        f":rotating_light: *{incident.ref}* ({incident.severity.value.upper()}) declared by "
+        f"<@{incident.declared_by}>: {safe(incident.title, 500)}. Join <#{incident.channel_id}>."
+    )
+    return text, [_section(text)]
+
+
+def declared_entry(incident: Incident) -> str:
+    severity = incident.severity.value.upper()
+    return f"{incident.ref} declared: {incident.title} ({severity}), commander <@{incident.commander_id}>"
+
+
+def opened_reply(incident: Incident) -> str:
+    return f"{incident.ref} is open: <#{incident.channel_id}>. You are the commander."
+
+
+def start_failed(incident: Incident, reason: str) -> tuple[str, Blocks]:
+    text = (
+        f"I could not finish opening {incident.ref} ({reason}). Nothing is lost: "
+        "press Retry, or run `/incident start` again."
+    )
+    button = {
+        "type": "button",
+        "action_id": Action.RETRY_START,
+        "value": str(incident.id),
+        "text": {"type": "plain_text", "text": "Retry"},
+    }
+    return text, [_section(text), {"type": "actions", "elements": [button]}]
+
+
+def change_post(who: str, what: str) -> str:
+    return f"<@{who}> {what}"
+
+
+def note_post(who: str, when: datetime, text: str, tz: ZoneInfo, backdated: bool) -> str:
+    stamp = f" (at {when.astimezone(tz).strftime('%H:%M')})" if backdated else ""
+    return f":memo: Note from <@{who}>{stamp}: {safe(text)}"
+
+
+def closed_post(incident: Incident, who: str) -> str:
+    return f":white_check_mark: {incident.ref} closed by <@{who}>. The postmortem follows."
+
+
+def task_line(task: Task, today: date) -> str:
+    due = task.due_date.isoformat() if task.due_date else "no due date"
+    late = (
+        " *(overdue)*" if task.due_date and task.due_date < today and task.status is TaskStatus.OPEN else ""
+    )
+    done = ":white_check_mark: " if task.status is TaskStatus.DONE else ""
+    return f"• {done}{safe(task.description, 300)} (<@{task.owner_id}>, {due}){late}"
+
+
+def task_list(heading: str, tasks: list[Task], today: date, refs: dict[int, str] | None = None) -> str:
+    if not tasks:
+        return f"{heading}\nNo open tasks."
+    ordered = sorted(
+        tasks, key=lambda t: (not (t.due_date and t.due_date < today), t.due_date or date.max, t.id)
+    )
+    lines = [_with_ref(task_line(t, today), refs, t) for t in ordered[:LIST_LIMIT]]
+    if len(ordered) > LIST_LIMIT:
+        lines.append(f"…and {len(ordered) - LIST_LIMIT} more")
+    return truncate("\n".join([heading, *lines]), SECTION_LIMIT)
+
+
+def _with_ref(line: str, refs: dict[int, str] | None, task: Task) -> str:
+    return f"{line} [{refs[task.incident_id]}]" if refs and task.incident_id in refs else line
+
+
+def task_added(task: Task, who: str) -> str:
+    due = f", due {task.due_date.isoformat()}" if task.due_date else ""
+    return f":ballot_box_with_check: <@{who}> added a task for <@{task.owner_id}>{due}: {safe(task.description, 500)}"
+
+
+def task_done(task: Task, who: str) -> str:
+    return f":white_check_mark: <@{who}> completed a task: {safe(task.description, 500)}"
+
+
+def reminder(task: Task, incident: Incident, today: date) -> tuple[str, Blocks]:
+    if task.due_date is None:
+        when = "has no due date"
+    elif task.due_date < today:
+        when = f"was due {task.due_date.isoformat()} (overdue)"
+    else:
+        when = f"is due {'today' if task.due_date == today else task.due_date.isoformat()}"
+    text = (
+        f":alarm_clock: Corrective task from {incident.ref} ({safe(incident.title, 200)}) {when}: "
+        f"{safe(task.description, 1000)}. Channel: <#{incident.channel_id}>"
+    )
+    return text, [_section(text), _task_buttons(task)]
+
+
+def _task_buttons(task: Task) -> dict[str, Any]:
+    def button(action: Action, label: str, style: str | None = None) -> dict[str, Any]:
+        element: dict[str, Any] = {
+            "type": "button",
+            "action_id": action,
+            "value": str(task.id),
+            "text": {"type": "plain_text", "text": label},
+        }
+        if style:
+            element["style"] = style
+        return element
+
+    return {
+        "type": "actions",
+        "elements": [
+            button(Action.TASK_DONE, "Done", "primary"),
+            button(Action.TASK_SNOOZE_DAY, "Snooze 1 day"),
+            button(Action.TASK_SNOOZE_WEEK, "Snooze 1 week"),
+        ],
+    }
+
+
+def reminder_resolved(task: Task, incident: Incident, outcome: str) -> tuple[str, Blocks]:
+    """The reminder DM after a button: same facts, the outcome instead of the buttons."""
+    text = f"{incident.ref}: {safe(task.description, 1000)}\n{outcome}"
+    return text, [_section(text)]
+
+
+def undeliverable(task: Task, error: str) -> str:
+    return (
+        f":warning: I cannot remind <@{task.owner_id}> about a corrective task ({error}): "
+        f"{safe(task.description, 500)}. Reassign it with `/incident task`."
+    )
+
+
+def digest(incident: Incident, tasks: list[Task], today: date) -> tuple[str, Blocks]:
+    text = task_list(f":clipboard: *Weekly digest: open corrective tasks of {incident.ref}*", tasks, today)
+    return truncate(text, SECTION_LIMIT), [_section(text)]
+
+
+def nudge(incident: Incident) -> str:
+    return (
+        f"<@{incident.commander_id}> {incident.ref} has been quiet for 24 hours. Post a status update "
+        "(`/incident status …`) or close it (`/incident close`)."
+    )
+
+
+def incident_list(items: list[Incident], tz: ZoneInfo) -> str:
+    if not items:
+        return "No open incidents."
+    lines = [
+        f"• *{i.ref}* {safe(i.title, 200)} ({i.severity.value.upper()}, {i.status.value}) <#{i.channel_id}>, "
+        f"since {local_time(i.started_at, tz)}"
+        for i in items
+    ]
+    return truncate("*Open incidents*\n" + "\n".join(lines), SECTION_LIMIT)

@@ -1,0 +1,91 @@
+"""Engine, connections and transactions; one code path for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from storage.migrations import migrate
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or opened; the message is one line for operators."""
+
+
+class Database:
+    """Owns the engine. Writes go one at a time per process (SQLite has one writer anyway) and
+    take the write lock up front (BEGIN IMMEDIATE), so two processes wait on each other's
+    busy timeout instead of failing on a lock upgrade."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        self.engine: AsyncEngine = self._create_engine(url)
+        self._write_lock = asyncio.Lock()
+
+    def _create_engine(self, url: str) -> AsyncEngine:
+        if not self.is_sqlite:
+            return create_async_engine(url, pool_pre_ping=True, pool_size=10)
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
+        return engine
+
+    async def start(self) -> None:
+        """Open the database and apply pending migrations."""
+        try:
+            async with self.transaction() as conn:
+                await migrate(conn)
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise DatabaseUnavailable(f"cannot open DATABASE_URL: {_first_line(exc)}") from None
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed on success, rolled back on error."""
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def healthy(self) -> bool:
+        try:
+            async with self.reading() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (OperationalError, DBAPIError, OSError):
+            return False
+        return True
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # Autocommit at the driver level so that SQLAlchemy's "begin" hook decides how a
+    # transaction starts (the pysqlite recipe for BEGIN IMMEDIATE).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _begin_immediate(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", exc) or exc).splitlines()[0]
