@@ -24,7 +24,7 @@ def build_web_app(app: AsyncApp, signing_secret: str, db: Database) -> web.Appli
 
     async def slack_events(request: web.Request) -> web.Response:
         raw = await request.read()
-        if not verifier.is_valid_request(raw, dict(request.headers)):
+        if not _is_signed(verifier, raw, dict(request.headers)):
             return web.json_response({"error": "invalid signature or stale timestamp"}, status=401)
         body = raw.decode("utf-8", errors="replace")
         if not is_well_formed(body, request.content_type):
@@ -40,6 +40,15 @@ def build_web_app(app: AsyncApp, signing_secret: str, db: Database) -> web.Appli
     web_app = web.Application(client_max_size=MAX_BODY_BYTES)
     web_app.add_routes([web.post(EVENTS_PATH, slack_events), web.get("/healthz", healthz)])
     return web_app
+
+
+def _is_signed(verifier: SignatureVerifier, raw: bytes, headers: dict[str, str]) -> bool:
+    try:
+        return verifier.is_valid_request(raw, headers)
+    except UnicodeDecodeError:
+        # slack-sdk hashes the body as UTF-8 text; bytes that are not UTF-8 cannot be verified
+        # (and Slack never sends them), so they are refused like a bad signature, not a 500.
+        return False
 
 
 def is_well_formed(body: str, content_type: str) -> bool:

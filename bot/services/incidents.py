@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 
 from bot.domain import rules
@@ -12,6 +13,8 @@ from bot.slack_api import SlackError
 from bot.ui import messages
 
 log = logging.getLogger(__name__)
+# Slack posts open with an emoji code; the timeline (and the Markdown postmortem) keeps the words.
+LEADING_EMOJI = re.compile(r"^(:[a-z0-9_+-]+:\s*)+")
 
 
 class StartFailed(Exception):
@@ -129,7 +132,7 @@ async def record_system(
         occurred_at=at or rules.ts_to_datetime(ts),
         kind=EntryKind.SYSTEM,
         author_id=author or ctx.identity.bot_user_id,
-        text=text,
+        text=LEADING_EMOJI.sub("", text),
     )
     await ctx.store.record_entry(ctx.team_id, entry, None, ctx.clock.now())
 
