@@ -104,7 +104,7 @@ class Slack:
             send = getattr(self.client, method.replace(".", "_"))
             response = await send(**_drop_none(args))
         except SlackApiError as exc:
-            raise SlackError(method, str(exc.response.get("error", "unknown_error"))) from None
+            raise SlackError(method, _error_code(exc)) from None
         except (TimeoutError, ClientError) as exc:
             raise SlackError(method, f"transport_error ({type(exc).__name__})") from None
         return dict(response.data) if isinstance(response.data, dict) else {}
@@ -132,17 +132,13 @@ class Slack:
             if exc.code not in {"already_in_channel", "cant_invite_self"}:
                 raise
 
-    async def post(
-        self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None, **extra: Any
-    ) -> str:
+    async def post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None, **extra: Any) -> str:
         data = await self.call(
             "chat.postMessage", channel=channel, text=text, blocks=blocks, unfurl_links=False, **extra
         )
         return str(data["ts"])
 
-    async def update(
-        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
-    ) -> None:
+    async def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         await self.call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks or [])
 
     async def pin(self, channel: str, ts: str) -> None:
@@ -161,32 +157,43 @@ class Slack:
     async def update_view(self, view_id: str, view: dict[str, Any], view_hash: str | None = None) -> None:
         await self.call("views.update", view_id=view_id, view=view, hash=view_hash)
 
-    async def dm(self, user_id: str, text: str, blocks: list[dict[str, Any]]) -> tuple[str, str]:
-        """Opens the DM with a user and posts there; returns (channel, ts)."""
+    async def open_dm(self, user_id: str) -> str:
         opened = await self.call("conversations.open", users=user_id)
-        channel = str(opened["channel"]["id"])
-        return channel, await self.post(channel, text, blocks)
+        return str(opened["channel"]["id"])
+
+    async def find_by_metadata(self, channel: str, event_type: str, payload: dict[str, Any]) -> str | None:
+        """The ts of a recent message in `channel` the bot posted with this metadata, if any."""
+        history = await self.call("conversations.history", channel=channel, limit=50, include_all_metadata=True)
+        for message in history.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") == event_type and metadata.get("event_payload") == payload:
+                return str(message["ts"])
+        return None
 
     async def user_name(self, user_id: str) -> str:
         user = (await self.call("users.info", user=user_id))["user"]
         profile = user.get("profile") or {}
-        return str(
-            profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user["name"]
-        )
+        return str(profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user["name"])
 
-    async def upload_markdown(
-        self, channel: str, filename: str, content: str, title: str, comment: str
-    ) -> str:
+    async def upload_markdown(self, channel: str, filename: str, content: str, title: str, comment: str) -> str:
         """Uploads with files.getUploadURLExternal + files.completeUploadExternal; returns file id."""
         try:
             response = await self.client.files_upload_v2(
                 channel=channel, filename=filename, content=content, title=title, initial_comment=comment
             )
         except SlackApiError as exc:
-            raise SlackError("files.completeUploadExternal", str(exc.response.get("error"))) from None
+            raise SlackError("files.completeUploadExternal", _error_code(exc)) from None
         except (TimeoutError, ClientError) as exc:
             raise SlackError("files.upload", f"transport_error ({type(exc).__name__})") from None
         return str(response["file"]["id"])
+
+
+def _error_code(exc: SlackApiError) -> str:
+    """Slack's error string; a 5xx or a proxy page has no JSON body, only a status."""
+    data = exc.response.data
+    if isinstance(data, dict):
+        return str(data.get("error") or "unknown_error")
+    return f"http_{exc.response.status_code}"
 
 
 def _drop_none(args: dict[str, Any]) -> dict[str, Any]:

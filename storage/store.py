@@ -79,9 +79,7 @@ class Store:
         async with self.db.transaction() as conn:
             stmt = _insert(conn, workspace).values(team_id=team_id, url=url, bot_user_id=bot_user_id)
             await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["team_id"], set_={"url": url, "bot_user_id": bot_user_id}
-                )
+                stmt.on_conflict_do_update(index_elements=["team_id"], set_={"url": url, "bot_user_id": bot_user_id})
             )
 
     async def workspace_url(self, team_id: str) -> str:
@@ -91,9 +89,7 @@ class Store:
 
     # ---- events ----------------------------------------------------------------------------
 
-    async def _claim_event(
-        self, conn: AsyncConnection, team_id: str, event_id: str | None, at: datetime
-    ) -> bool:
+    async def _claim_event(self, conn: AsyncConnection, team_id: str, event_id: str | None, at: datetime) -> bool:
         """Records an event id in the caller's transaction; False when it was seen before."""
         if not event_id:
             return True
@@ -123,12 +119,7 @@ class Store:
 
     async def update_incident(self, incident_id: int, **values: Any) -> Incident:
         async with self.db.transaction() as conn:
-            stmt = (
-                incidents.update()
-                .where(incidents.c.id == incident_id)
-                .values(**values)
-                .returning(*incidents.c)
-            )
+            stmt = incidents.update().where(incidents.c.id == incident_id).values(**values).returning(*incidents.c)
             row = (await conn.execute(stmt)).mappings().one()
         return _incident(row)
 
@@ -136,16 +127,12 @@ class Store:
         return await self._one_incident(incidents.c.id == incident_id)
 
     async def incident_by_channel(self, team_id: str, channel_id: str) -> Incident | None:
-        return await self._one_incident(
-            and_(incidents.c.team_id == team_id, incidents.c.channel_id == channel_id)
-        )
+        return await self._one_incident(and_(incidents.c.team_id == team_id, incidents.c.channel_id == channel_id))
 
     async def incidents_numbered(self, number: int) -> list[Incident]:
         """INC-<number> in every workspace this database serves (export has no team at hand)."""
         async with self.db.reading() as conn:
-            rows = (
-                (await conn.execute(select(incidents).where(incidents.c.number == number))).mappings().all()
-            )
+            rows = (await conn.execute(select(incidents).where(incidents.c.number == number))).mappings().all()
         return [_incident(r) for r in rows]
 
     async def incident_by_number(self, team_id: str, number: int) -> Incident | None:
@@ -205,9 +192,7 @@ class Store:
                     **form.model_dump(exclude={"improvements"}),
                 )
             )
-            created = await self._insert_tasks(
-                conn, incident, new_tasks, form.submitted_by, form.submitted_at
-            )
+            created = await self._insert_tasks(conn, incident, new_tasks, form.submitted_by, form.submitted_at)
         return _incident(row), created
 
     async def close_form(self, incident_id: int) -> CloseForm | None:
@@ -233,9 +218,7 @@ class Store:
 
     # ---- timeline --------------------------------------------------------------------------
 
-    async def record_entry(
-        self, team_id: str, entry: TimelineEntry, event_id: str | None, at: datetime
-    ) -> bool:
+    async def record_entry(self, team_id: str, entry: TimelineEntry, event_id: str | None, at: datetime) -> bool:
         """Stores a timeline entry once per (team, channel, ts); True when it is new."""
         async with self.db.transaction() as conn:
             if not await self._claim_event(conn, team_id, event_id, at):
@@ -245,9 +228,7 @@ class Store:
             await self._touch(conn, entry.incident_id, at)
         return bool(result.rowcount)
 
-    async def record_edit(
-        self, team_id: str, entry: TimelineEntry, event_id: str | None, at: datetime
-    ) -> bool:
+    async def record_edit(self, team_id: str, entry: TimelineEntry, event_id: str | None, at: datetime) -> bool:
         """Applies an edit: the new text replaces the old, which joins the history. An edit that
         arrives before its message (Slack does not promise order) stores the message as edited."""
         async with self.db.transaction() as conn:
@@ -266,9 +247,7 @@ class Store:
             await self._touch(conn, entry.incident_id, at)
         return True
 
-    async def record_deletion(
-        self, team_id: str, entry: TimelineEntry, event_id: str | None, at: datetime
-    ) -> bool:
+    async def record_deletion(self, team_id: str, entry: TimelineEntry, event_id: str | None, at: datetime) -> bool:
         """Keeps a tombstone: the row stays, marked deleted, so a late copy cannot revive it."""
         async with self.db.transaction() as conn:
             if not await self._claim_event(conn, team_id, event_id, at):
@@ -297,9 +276,7 @@ class Store:
             )
         return bool(result.rowcount)
 
-    async def _entry_row(
-        self, conn: AsyncConnection, team_id: str, channel_id: str, ts: str
-    ) -> RowMapping | None:
+    async def _entry_row(self, conn: AsyncConnection, team_id: str, channel_id: str, ts: str) -> RowMapping | None:
         query = select(timeline_entries).where(
             timeline_entries.c.team_id == team_id,
             timeline_entries.c.channel_id == channel_id,
@@ -432,20 +409,15 @@ class Store:
 
     async def claim_reminder(
         self, task: Task, day: date, token: str, now: datetime, stale_before: datetime
-    ) -> bool:
-        """Atomically takes the (task, day) reminder. A claim left by a process that died before
-        sending is taken over once it is older than `stale_before`."""
+    ) -> str | None:
+        """Atomically takes the (task, day) reminder: "new" for a fresh claim, "taken_over" for a
+        claim left by a process that died (older than `stale_before`), None when it is not ours."""
         async with self.db.transaction() as conn:
             stmt = _insert(conn, reminders).values(
-                task_id=task.id,
-                remind_on=day,
-                team_id=task.team_id,
-                state="claimed",
-                claim_token=token,
-                claimed_at=now,
+                task_id=task.id, remind_on=day, team_id=task.team_id, state="claimed", claim_token=token, claimed_at=now
             )
             if (await conn.execute(stmt.on_conflict_do_nothing())).rowcount:
-                return True
+                return "new"
             result = await conn.execute(
                 reminders.update()
                 .where(
@@ -456,7 +428,7 @@ class Store:
                 )
                 .values(claim_token=token, claimed_at=now)
             )
-        return bool(result.rowcount)
+        return "taken_over" if result.rowcount else None
 
     async def finish_reminder(
         self, task: Task, day: date, token: str, outcome: dict[str, Any], next_remind_on: date | None
@@ -476,9 +448,7 @@ class Store:
             if outcome.get("state") == "failed":
                 task_values["undeliverable_at"] = outcome.get("sent_at")
             await conn.execute(
-                tasks.update()
-                .where(tasks.c.id == task.id, tasks.c.status == TaskStatus.OPEN)
-                .values(**task_values)
+                tasks.update().where(tasks.c.id == task.id, tasks.c.status == TaskStatus.OPEN).values(**task_values)
             )
 
     async def release_reminder(self, task: Task, day: date, token: str) -> None:
@@ -502,12 +472,8 @@ class Store:
 
     async def incidents_without_digest(self, week: str, limit: int) -> list[Incident]:
         """Incidents with open tasks whose digest for `week` has not been claimed yet."""
-        has_open = select(tasks.c.id).where(
-            tasks.c.incident_id == incidents.c.id, tasks.c.status == TaskStatus.OPEN
-        )
-        has_digest = select(digests.c.week).where(
-            digests.c.incident_id == incidents.c.id, digests.c.week == week
-        )
+        has_open = select(tasks.c.id).where(tasks.c.incident_id == incidents.c.id, tasks.c.status == TaskStatus.OPEN)
+        has_digest = select(digests.c.week).where(digests.c.incident_id == incidents.c.id, digests.c.week == week)
         query = (
             select(incidents)
             .where(has_open.exists(), ~has_digest.exists(), incidents.c.channel_id.is_not(None))
@@ -560,9 +526,7 @@ class Store:
                     incidents.c.id == incident.id,
                     incidents.c.state == State.OPEN,
                     incidents.c.last_activity_at < idle_before,
-                    or_(
-                        incidents.c.nudged_at.is_(None), incidents.c.nudged_at < incidents.c.last_activity_at
-                    ),
+                    or_(incidents.c.nudged_at.is_(None), incidents.c.nudged_at < incidents.c.last_activity_at),
                 )
                 .values(nudged_at=now)
             )
@@ -581,9 +545,7 @@ class Store:
         async with self.db.transaction() as conn:
             stmt = _insert(conn, users).values(team_id=team_id, user_id=user_id, name=name, fetched_at=at)
             await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["team_id", "user_id"], set_={"name": name, "fetched_at": at}
-                )
+                stmt.on_conflict_do_update(index_elements=["team_id", "user_id"], set_={"name": name, "fetched_at": at})
             )
 
 

@@ -7,6 +7,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from bot.domain import rules
 from bot.domain.models import Incident, Task
@@ -20,6 +21,7 @@ BATCH = 500
 # A claim older than this was left by a process that died before sending: take it over.
 CLAIM_LEASE = timedelta(minutes=10)
 NUDGE_AFTER = timedelta(hours=24)
+REMINDER_EVENT = "incident_task_reminder"
 DIGEST_WEEKDAY = 0  # Monday: the week's digest of open tasks
 # The owner can never get a DM: report once instead of retrying forever.
 UNDELIVERABLE = frozenset(
@@ -54,28 +56,38 @@ async def _send_reminders(ctx: Context, today: date, report: SweepReport) -> Non
     incidents: dict[int, Incident | None] = {}
     for task in await ctx.store.due_tasks(today, BATCH):
         now = ctx.clock.now()
-        if not await ctx.store.claim_reminder(task, today, token, now, now - CLAIM_LEASE):
+        claim = await ctx.store.claim_reminder(task, today, token, now, now - CLAIM_LEASE)
+        if claim is None:
             continue  # another process has it, or it went out today already
         if task.incident_id not in incidents:
             incidents[task.incident_id] = await ctx.store.incident_by_id(task.incident_id)
-        await _remind(ctx, task, incidents[task.incident_id], today, token, report)
+        await _remind(ctx, task, incidents[task.incident_id], today, token, claim == "taken_over", report)
+
+
+def _reminder_metadata(task: Task, today: date) -> dict[str, Any]:
+    return {"event_type": REMINDER_EVENT, "event_payload": {"task_id": task.id, "day": today.isoformat()}}
 
 
 async def _remind(
-    ctx: Context, task: Task, incident: Incident | None, today: date, token: str, report: SweepReport
+    ctx: Context, task: Task, incident: Incident | None, today: date, token: str, taken_over: bool, report: SweepReport
 ) -> None:
     assert incident is not None
     text, blocks = messages.reminder(task, incident, today)
+    metadata = _reminder_metadata(task, today)
     try:
-        channel, ts = await ctx.slack.dm(task.owner_id, text, blocks)
+        channel = await ctx.slack.open_dm(task.owner_id)
+        # A claim taken over from a process that died may have been sent already: the
+        # reminder's metadata in the DM tells, so it is never sent twice.
+        sent = (
+            await ctx.slack.find_by_metadata(channel, REMINDER_EVENT, metadata["event_payload"]) if taken_over else None
+        )
+        ts = sent or await ctx.slack.post(channel, text, blocks, metadata=metadata)
     except SlackError as exc:
         await _reminder_failed(ctx, task, incident, today, token, exc, report)
         return
     outcome = {"state": "sent", "channel_id": channel, "message_ts": ts, "sent_at": ctx.clock.now()}
-    await ctx.store.finish_reminder(
-        task, today, token, outcome, rules.next_reminder_day(task.due_date, today)
-    )
-    report.reminders_sent += 1
+    await ctx.store.finish_reminder(task, today, token, outcome, rules.next_reminder_day(task.due_date, today))
+    report.reminders_sent += 0 if sent else 1
 
 
 async def _reminder_failed(
