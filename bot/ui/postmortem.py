@@ -27,6 +27,7 @@ from bot.domain.models import (
     TaskStatus,
     TimelineEntry,
 )
+from bot.domain.rules import permalink
 from bot.ui.text import (
     display_name,
     escape_markdown_inline,
@@ -223,16 +224,24 @@ def _first_sentence(text: str) -> str:
 
 
 def _timeline_section(report: PostmortemReport, entries: list[TimelineEntry], clock: _Clock) -> str:
-    lines = list(_timeline_lines(_threads(entries), report.names, clock))
+    lines = list(_timeline_lines(_threads(entries), report.names, clock, report.workspace_url))
     return "\n".join(["## Timeline", "", *(lines or ["No timeline entries recorded."])])
 
 
-def _timeline_lines(threads: list[_Thread], names: dict[str, str], clock: _Clock) -> Iterator[str]:
+def _timeline_lines(
+    threads: list[_Thread], names: dict[str, str], clock: _Clock, workspace_url: str
+) -> Iterator[str]:
     for thread in threads:
-        yield "- " + _entry_markdown(thread.entry, names, clock)
+        yield "- " + _entry_markdown(thread.entry, names, clock) + _link(thread.entry, workspace_url)
         # Two spaces put the reply inside its parent's list item (CommonMark list indentation).
         for reply in thread.replies:
-            yield "  - " + _entry_markdown(reply, names, clock)
+            yield "  - " + _entry_markdown(reply, names, clock) + _link(reply, workspace_url)
+
+
+def _link(entry: TimelineEntry, workspace_url: str) -> str:
+    """A link back to the message in Slack, where the discussion around it can be read."""
+    url = safe_link_url(permalink(workspace_url, entry.channel_id, entry.ts)) if workspace_url else None
+    return f" [↗]({url})" if url else ""
 
 
 def _entry_markdown(entry: TimelineEntry, names: dict[str, str], clock: _Clock) -> str:
