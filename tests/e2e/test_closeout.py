@@ -126,3 +126,27 @@ async def test_postmortem_command_and_export(slack_at: LocalSlack, clock: Manual
     missing = subprocess.run([sys.executable, "-m", "bot", "export", "INC-9"], capture_output=True, text=True,
                              env=env, cwd=tmp_path, timeout=60)
     assert missing.returncode == 1 and "INC-9" in missing.stderr and "Traceback" not in missing.stderr
+
+
+async def test_whole_flow_on_postgresql(slack_at: LocalSlack, clock: ManualClock, start_bot: BotFactory) -> None:
+    import os
+
+    import pytest
+
+    from storage import Database
+    from storage.schema import metadata
+
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    blank = Database(url)
+    async with blank.transaction() as conn:
+        await conn.run_sync(metadata.drop_all)
+    await blank.close()
+    bot = await start_bot(slack_at, clock=clock, DATABASE_URL=url)
+    channel, record = await _open_close_modal(slack_at, bot, clock)
+    await slack_at.submit_view(record["id"], fill_view(record["view"], answers()), user_id=ALICE)
+    assert await bot.idle()
+    assert (await incident_row(bot))["state"] == "closed"
+    assert len(await task_rows(bot)) == 2
+    assert any("500s on /checkout" in f["content"].decode() for f in slack_at.files.values())
