@@ -45,9 +45,9 @@ def build_web_app(app: AsyncApp, signing_secret: str, db: Database) -> web.Appli
 def _is_signed(verifier: SignatureVerifier, raw: bytes, headers: dict[str, str]) -> bool:
     try:
         return verifier.is_valid_request(raw, headers)
-    except UnicodeDecodeError:
-        # slack-sdk hashes the body as UTF-8 text; bytes that are not UTF-8 cannot be verified
-        # (and Slack never sends them), so they are refused like a bad signature, not a 500.
+    except (UnicodeDecodeError, ValueError, TypeError):
+        # slack-sdk raises on a body that is not UTF-8, a timestamp that is not a number and a
+        # signature that is not ASCII: none can come from Slack, so they get a 401, not a 500.
         return False
 
 

@@ -74,9 +74,23 @@ class Runtime:
     async def _start_socket(self, app: object) -> None:
         token = self.settings.slack_app_token
         assert token is not None
+        await self._check_app_token(token.get_secret_value())
         self._socket = AsyncSocketModeHandler(app, token.get_secret_value())  # type: ignore[arg-type]
         await self._socket.connect_async()
         log.info("Socket Mode: connected")
+
+    async def _check_app_token(self, token: str) -> None:
+        """slack-sdk retries a refused app token forever; ask once so a bad token ends the start."""
+        probe = Slack(make_client(token, self.settings.slack_api_url))
+        try:
+            await probe.call("apps.connections.open", app_token=token)
+        except SlackError as exc:
+            await self.db.close()
+            raise StartupError(
+                f"SLACK_APP_TOKEN was refused by Slack ({exc.code}): use an App-Level Token with connections:write"
+            ) from None
+        finally:
+            await _close_client(probe)
 
     async def stop(self) -> None:
         """Stops taking work, lets in-flight work finish, then closes the database."""

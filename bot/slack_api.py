@@ -44,6 +44,12 @@ HTTP_TIMEOUT_SECONDS = 10
 CHANNEL_NAME_LIMIT = 80
 
 
+# Failures that say nothing about the request itself: the same call may work later.
+TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+
 class SlackError(Exception):
     """A Slack call failed; `code` is Slack's error string (or a transport failure)."""
 
@@ -51,6 +57,10 @@ class SlackError(Exception):
         super().__init__(f"{method}: {code}")
         self.method = method
         self.code = code
+
+    @property
+    def transient(self) -> bool:
+        return self.code in TRANSIENT_ERRORS or self.code.startswith("transport_error")
 
 
 class SafeRetryHandler(AsyncRetryHandler):

@@ -495,13 +495,14 @@ class Store:
             )
             return bool((await conn.execute(stmt.on_conflict_do_nothing())).rowcount)
 
-    async def finish_digest(self, incident_id: int, week: str, sent: bool, now: datetime) -> None:
+    async def finish_digest(self, incident_id: int, week: str, state: str | None, now: datetime) -> None:
+        """Records the digest as `state` ("sent" or "failed"); None gives the claim back."""
         async with self.db.transaction() as conn:
             where = and_(digests.c.incident_id == incident_id, digests.c.week == week)
-            if sent:
-                await conn.execute(digests.update().where(where).values(state="sent", sent_at=now))
-            else:
+            if state is None:
                 await conn.execute(digests.delete().where(where))
+            else:
+                await conn.execute(digests.update().where(where).values(state=state, sent_at=now))
 
     async def idle_open_incidents(self, idle_before: datetime, limit: int) -> list[Incident]:
         query = (

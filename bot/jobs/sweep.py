@@ -122,16 +122,19 @@ async def _send_digests(ctx: Context, today: date, report: SweepReport) -> None:
             continue
         tasks = await ctx.store.tasks_of_incident(incident.id, only_open=True)
         text, blocks = messages.digest(incident, tasks, today)
-        sent = await _try_post(ctx, incident, text, blocks, report)
-        await ctx.store.finish_digest(incident.id, week, sent, ctx.clock.now())
-        report.digests += int(sent)
+        error = await _try_post(ctx, incident, text, blocks, report)
+        # A transient failure gives the claim back for the next sweep; a channel that is gone
+        # or archived is recorded as failed, so it is not retried every minute all week.
+        state = "sent" if error is None else None if error.transient else "failed"
+        await ctx.store.finish_digest(incident.id, week, state, ctx.clock.now())
+        report.digests += int(error is None)
 
 
 async def _nudge_idle(ctx: Context, report: SweepReport) -> None:
     now = ctx.clock.now()
     for incident in await ctx.store.idle_open_incidents(now - NUDGE_AFTER, BATCH):
         if await ctx.store.claim_nudge(incident, now - NUDGE_AFTER, now):
-            report.nudges += int(await _try_post(ctx, incident, messages.nudge(incident), None, report))
+            report.nudges += int(await _try_post(ctx, incident, messages.nudge(incident), None, report) is None)
 
 
 async def _try_post(
@@ -140,10 +143,10 @@ async def _try_post(
     text: str,
     blocks: list[dict[str, Any]] | None,
     report: SweepReport,
-) -> bool:
+) -> SlackError | None:
     try:
         await ctx.slack.post(incident.channel_id or "", text, blocks)
     except SlackError as exc:
         report.errors.append(f"{incident.ref}: {exc.code}")
-        return False
-    return True
+        return exc
+    return None

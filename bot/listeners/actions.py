@@ -63,7 +63,7 @@ async def retry_opening(ctx: Context, body: dict[str, Any], respond: AsyncRespon
     try:
         incident = await incidents.finish_opening(ctx, incident)
     except incidents.StartFailed as failed:
-        text, blocks = messages.start_failed(failed.incident, failed.error.code)
+        text, blocks = messages.start_failed(failed.incident, str(failed.error))
         await respond(text=text, blocks=blocks, replace_original=True)
         return
     await respond(text=messages.opened_reply(incident), replace_original=True)

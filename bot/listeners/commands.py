@@ -104,7 +104,7 @@ async def declare_and_report(ctx: Context, respond: Callable[..., Awaitable[Any]
     try:
         incident = await incidents.declare(ctx, **details)
     except incidents.StartFailed as failed:
-        text, blocks = messages.start_failed(failed.incident, failed.error.code)
+        text, blocks = messages.start_failed(failed.incident, str(failed.error))
         await respond(text=text, blocks=blocks)
         return
     await respond(text=messages.opened_reply(incident))

@@ -108,6 +108,7 @@ async def test_add_task_row_keeps_the_form(slack_at: LocalSlack, clock: ManualCl
 
 async def test_postmortem_command_and_export(slack_at: LocalSlack, clock: ManualClock, start_bot: BotFactory,
                                              database_url: str, tmp_path: Any) -> None:
+    import asyncio
     import subprocess
     import sys
 
@@ -119,12 +120,12 @@ async def test_postmortem_command_and_export(slack_at: LocalSlack, clock: Manual
     assert len([f for f in slack_at.files.values() if channel in f["channels"]]) == 2
 
     env = {"DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-m", "bot", "export", "INC-1"], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=60)
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "bot", "export", "INC-1"],
+                                   capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("# INC-1") and "500s on /checkout" in done.stdout
-    missing = subprocess.run([sys.executable, "-m", "bot", "export", "INC-9"], capture_output=True, text=True,
-                             env=env, cwd=tmp_path, timeout=60)
+    missing = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "bot", "export", "INC-9"],
+                                      capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert missing.returncode == 1 and "INC-9" in missing.stderr and "Traceback" not in missing.stderr
 
 
