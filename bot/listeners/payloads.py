@@ -96,10 +96,34 @@ def entry_from_message(message: dict[str, Any], channel_id: str, incident_id: in
         kind=EntryKind.BOT_MESSAGE if is_bot else EntryKind.MESSAGE,
         author_id=message.get("user") or message.get("bot_id"),
         author_name=_bot_name(message) if is_bot else None,
-        text=str(message.get("text") or ""),
+        text=message_text(message),
         files=files_of(message),
         is_broadcast=message.get("subtype") == "thread_broadcast",
     )
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """What the message says. Alerting integrations often post an empty `text` and put the
+    content in attachments or blocks; the timeline needs those words too."""
+    text = str(message.get("text") or "").strip()
+    if text:
+        return text
+    parts = [_attachment_text(a) for a in message.get("attachments") or [] if isinstance(a, dict)]
+    parts += [_block_text(b) for b in message.get("blocks") or [] if isinstance(b, dict)]
+    return "\n".join(p for p in parts if p)
+
+
+def _attachment_text(attachment: dict[str, Any]) -> str:
+    fields = [attachment.get(k) for k in ("pretext", "title", "text")]
+    words = " — ".join(str(f).strip() for f in fields if f and str(f).strip())
+    return words or str(attachment.get("fallback") or "").strip()
+
+
+def _block_text(block: dict[str, Any]) -> str:
+    if block.get("type") in {"section", "header"}:
+        text = block.get("text") or {}
+        return str(text.get("text") or "").strip() if isinstance(text, dict) else ""
+    return ""
 
 
 def _bot_name(message: dict[str, Any]) -> str | None:

@@ -123,3 +123,17 @@ async def test_bad_subcommands_get_usage(slack: LocalSlack, bot: Runtime) -> Non
     delivery = await slack.send_command("note hello", user_id=BOB, channel_id=general(slack))
     assert await bot.idle()
     assert any("incident channel" in str(e.get("text")) for e in slack.ephemerals)
+
+
+async def test_alert_with_only_attachments_is_recorded_with_its_words(slack: LocalSlack, bot: Runtime) -> None:
+    channel = await _incident(slack, bot)
+    event = {"type": "message", "subtype": "bot_message", "channel": channel, "bot_id": "B0GRAFANA",
+             "username": "Grafana", "text": "", "ts": "1800000000.000100", "event_ts": "1800000000.000100",
+             "channel_type": "channel",
+             "attachments": [{"fallback": "[FIRING] p99 latency", "title": "[FIRING] p99 latency > 2s",
+                              "text": "checkout-api in eu-west-1"}]}
+    delivery = await slack.deliver_event(event)
+    assert delivery.status == 200
+    [entry] = [e for e in await entry_rows(bot) if e["kind"] == "bot_message"]
+    assert entry["text"] == "[FIRING] p99 latency > 2s — checkout-api in eu-west-1"
+    assert entry["author_name"] == "Grafana"
