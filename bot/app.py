@@ -15,6 +15,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.listeners import actions, commands, events, views
 from bot.services.context import Context
+from bot.slack_api import make_client
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,11 @@ def build_app(ctx: Context) -> tuple[AsyncApp, TrackedLazyRunner]:
             bot_user_id=identity.bot_user_id,
         )
 
+    # Bolt builds each request's client from this one and the token `authorize` returns; giving
+    # it no token of its own is what keeps it from warning that one of the two is ignored.
+    app_client = make_client("", ctx.settings.slack_api_url)
     app = AsyncApp(
-        client=ctx.slack.client,
+        client=app_client,
         authorize=authorize,
         signing_secret=ctx.settings.slack_signing_secret.get_secret_value()
         if ctx.settings.slack_signing_secret

@@ -83,7 +83,7 @@ class SafeRetryHandler(AsyncRetryHandler):
 
 def make_client(token: str, base_url: str) -> AsyncWebClient:
     return AsyncWebClient(
-        token=token,
+        token=token or None,
         base_url=base_url,
         timeout=HTTP_TIMEOUT_SECONDS,
         retry_handlers=[

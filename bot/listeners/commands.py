@@ -59,11 +59,19 @@ def check_grammar(ctx: Context, sub: rules.Subcommand) -> None:
         checks[sub.name](sub.rest)
 
 
+def _grammar_error(ctx: Context, sub: rules.Subcommand) -> bool:
+    try:
+        check_grammar(ctx, sub)
+    except rules.UsageError:
+        return True
+    return False
+
+
 async def run(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
     sub = rules.split_subcommand(command.get("text", ""))
     handler = HANDLERS.get(sub.name)
-    if handler is None:
-        return  # help and unknown subcommands were answered by the ack
+    if handler is None or _grammar_error(ctx, sub):
+        return  # help, unknown subcommands and malformed input were answered by the ack
     try:
         await handler(ctx, command, respond)
     except rules.UsageError as exc:

@@ -14,17 +14,18 @@ Blocks = list[dict[str, Any]]
 SECTION_LIMIT = 3000
 LIST_LIMIT = 20
 
+# Slack reads <...> as markup anywhere in a message: the angle brackets are written as entities.
 USAGE = "\n".join(
     [
-        "*Usage:* `/incident <subcommand>`",
+        "*Usage:* `/incident &lt;subcommand&gt;`",
         "• `start [title]`: declare an incident (no title opens a form)",
-        "• `note [HH:MM] <text>`: add a note to the timeline, backdated to HH:MM today",
-        "• `severity <sev1|sev2|sev3|sev4>`: change the severity",
-        "• `status <investigating|identified|monitoring> [text]`: post a status update",
-        "• `commander <@user>`: hand over command",
+        "• `note [HH:MM] &lt;text&gt;`: add a note to the timeline, backdated to HH:MM today",
+        "• `severity &lt;sev1|sev2|sev3|sev4&gt;`: change the severity",
+        "• `status &lt;investigating|identified|monitoring&gt; [text]`: post a status update",
+        "• `commander &lt;@user&gt;`: hand over command",
         "• `close`: close the incident and write the postmortem",
         "• `postmortem`: post the postmortem again",
-        "• `task <@owner> <description> [due YYYY-MM-DD]`: add a corrective task",
+        "• `task &lt;@owner&gt; &lt;description&gt; [due YYYY-MM-DD]`: add a corrective task",
         "• `tasks`: open tasks of this incident (or yours, outside an incident channel)",
         "• `list`: open incidents",
         "• `help`: this message",
