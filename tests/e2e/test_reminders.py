@@ -127,14 +127,18 @@ async def test_reminders_continue_after_close_and_failures_reported_once(
     bot = await start_bot(slack_at, clock=clock)
     channel = await _incident_with_task(slack_at, bot, "Review the LB config due 2026-11-30")
     slack_at.add_user("U0GONE", "gone", deleted=True)
+    slack_at.add_user("U0ROBOT", "robot", is_bot=True)
     await command(slack_at, bot, "task <@U0GONE|gone> Left the company due 2026-11-30", ALICE, channel)
+    await command(slack_at, bot, "task <@U0ROBOT|robot> A bot cannot own this due 2026-11-30", ALICE, channel)
     await bot.ctx.store.update_incident(1, state="closed")  # type: ignore[union-attr]
     slack_at.fail_next("chat.postMessage", status=429, retry_after=1)
     await _day(bot, clock, at(DUE, 9))
     await _day(bot, clock, at(DUE + timedelta(days=1), 9))
     assert len(dms(slack_at, BOB)) == 2  # the 429 was retried after Retry-After; closed incidents still remind
-    warnings = [m for m in slack_at.messages(channel) if "cannot remind" in m["text"]]
-    assert len(warnings) == 1 and "U0GONE" in warnings[0]["text"]
+    warnings = [m["text"] for m in slack_at.messages(channel) if "cannot remind" in m["text"]]
+    assert len(warnings) == 2, warnings  # once each, not again the next day
+    assert any("U0GONE" in w and "user_not_found" in w for w in warnings)
+    assert any("U0ROBOT" in w and "cannot_dm_bot" in w for w in warnings)
 
 
 async def test_crash_mid_sweep_neither_repeats_nor_skips(slack_at: LocalSlack, clock: ManualClock,
