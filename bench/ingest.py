@@ -1,0 +1,289 @@
+"""Message ingest, incident-bot against a bare slack-bolt app, side by side in one run (DESIGN §4:
+>= 0.9x the baseline with 16 concurrent senders, p99 ack < 25 ms at a steady 500 events/s).
+
+- incident-bot: the real `Runtime` (HTTP mode, SQLite file, no scheduler) against a `LocalSlack`,
+  with one incident opened by `/incident start`, so its channel's messages are recorded.
+- baseline: a minimal `AsyncApp` (process_before_response, fixed `authorize`, request
+  verification on) on aiohttp, whose `message` listener does one aiosqlite INSERT + COMMIT on one
+  shared connection (WAL, synchronous=NORMAL like incident-bot).
+
+Both servers run in this process, one loaded at a time; the load comes from bench/_loadgen.py in
+a separate process (aiohttp client; bodies built and signed before timing starts).
+
+    .venv/bin/python bench/ingest.py [--events 5000] [--seconds 10] [--rate 500] [--rounds 1] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import logging
+import platform
+import pstats
+import sqlite3
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from _common import ALICE, SENDER, SIGNING_SECRET, TEAM_ID, clear_proxies, run_loadgen, table
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from sqlalchemy import select
+
+from bot.config import Settings
+from bot.runtime import Runtime
+from sandbox import LocalSlack
+from storage.schema import incidents
+
+CONCURRENCY = 16
+WARMUP_EVENTS = 300
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    channel: str
+    db_path: Path
+    count_sql: str
+    sent: int = 0
+    acked: int = 0
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    latency: dict[str, Any] = field(default_factory=dict)
+
+
+class Indexes:
+    """Hands out ranges of event indexes, so every event in the run has its own ts and event_id."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def take(self, count: int) -> int:
+        start, self.next = self.next, self.next + count
+        return start
+
+
+# ---- incident-bot -------------------------------------------------------------------------------
+
+
+async def start_incident_bot(slack: LocalSlack, db_path: Path) -> tuple[Runtime, Target]:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        SLACK_BOT_TOKEN=slack.bot_token,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.api_url,
+        DATABASE_URL=f"sqlite+aiosqlite:///{db_path}",
+        HOST="127.0.0.1",
+        PORT=0,
+        TIMEZONE="UTC",
+    )
+    runtime = Runtime(settings, run_scheduler=False)
+    await runtime.start()
+    slack.bot_url = f"http://127.0.0.1:{runtime.port}/slack/events"
+    channel = await open_incident(slack, runtime)
+    count_sql = f"SELECT COUNT(*) FROM timeline_entries WHERE author_id = '{SENDER}'"
+    return runtime, Target("incident-bot", slack.bot_url, channel, db_path, count_sql)
+
+
+async def open_incident(slack: LocalSlack, runtime: Runtime) -> str:
+    general = slack.add_channel("general", members=[ALICE])
+    delivery = await slack.send_command("start Checkout returns 500s", user_id=ALICE, channel_id=general)
+    if delivery.status != 200 or not await runtime.idle():
+        raise RuntimeError(f"/incident start failed: {delivery.status} {delivery.body}")
+    async with runtime.db.reading() as conn:
+        channel = await conn.scalar(select(incidents.c.channel_id))
+    if not channel:
+        raise RuntimeError("/incident start made no incident channel")
+    return str(channel)
+
+
+# ---- the bare baseline --------------------------------------------------------------------------
+
+
+class Baseline:
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self.conn: aiosqlite.Connection | None = None
+        self.runner: web.AppRunner | None = None
+
+    async def start(self, channel: str) -> Target:
+        self.conn = conn = await aiosqlite.connect(self.db_path)
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute(
+            "CREATE TABLE events (event_id TEXT PRIMARY KEY, channel TEXT, ts TEXT, user TEXT, text TEXT)"
+        )
+        await conn.commit()
+        app = self._bolt_app(conn)
+
+        async def slack_events(request: web.Request) -> web.Response:
+            return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
+
+        web_app = web.Application()
+        web_app.add_routes([web.post("/slack/events", slack_events)])
+        self.runner = web.AppRunner(web_app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{self.runner.addresses[0][1]}/slack/events"
+        return Target("baseline", url, channel, self.db_path, "SELECT COUNT(*) FROM events")
+
+    @staticmethod
+    def _bolt_app(conn: aiosqlite.Connection) -> AsyncApp:
+        async def authorize(**_: Any) -> AuthorizeResult:
+            return AuthorizeResult(enterprise_id=None, team_id=TEAM_ID, bot_token="xoxb-bench",
+                                   bot_id="B0BOT", bot_user_id="U0BOT")
+
+        quiet = logging.getLogger("bench.baseline")  # bolt warns that authorize makes a token moot
+        quiet.setLevel(logging.ERROR)
+        app = AsyncApp(signing_secret=SIGNING_SECRET, authorize=authorize, process_before_response=True,
+                       request_verification_enabled=True, logger=quiet)
+
+        @app.event("message")
+        async def on_message(body: dict[str, Any], event: dict[str, Any]) -> None:
+            await conn.execute(
+                "INSERT INTO events (event_id, channel, ts, user, text) VALUES (?, ?, ?, ?, ?)",
+                (body["event_id"], event["channel"], event["ts"], event.get("user"), event.get("text")),
+            )
+            await conn.commit()
+
+        return app
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.conn is not None:
+            await self.conn.close()
+
+
+# ---- running the load ---------------------------------------------------------------------------
+
+
+async def load(target: Target, indexes: Indexes, **job: Any) -> dict[str, Any]:
+    count = job.get("count") or int(job["rate"] * job["seconds"])
+    job.update(url=target.url, secret=SIGNING_SECRET, channel=target.channel, start=indexes.take(count))
+    result = await run_loadgen(job)
+    target.sent += result["sent"]
+    target.acked += result["ok"]
+    return result
+
+
+async def throughput(target: Target, indexes: Indexes, events: int, profile: bool) -> dict[str, Any]:
+    profiler = cProfile.Profile() if profile else None
+    if profiler:
+        profiler.enable()
+    result = await load(target, indexes, mode="closed", count=events, concurrency=CONCURRENCY)
+    if profiler:
+        profiler.disable()
+        print_profile(target.name, profiler)
+    target.rounds.append(result)
+    return result
+
+
+def print_profile(name: str, profiler: cProfile.Profile) -> None:
+    for order in ("tottime", "cumulative"):
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(order).print_stats(30)
+        print(f"\n--- cProfile of {name}'s event loop thread, by {order} ---")
+        print("\n".join(out.getvalue().splitlines()[4:]))
+
+
+def committed_rows(target: Target) -> int:
+    with sqlite3.connect(target.db_path) as conn:
+        return int(conn.execute(target.count_sql).fetchone()[0])
+
+
+async def settle(target: Target, quiet_s: float = 2.0, limit_s: float = 120.0) -> None:
+    """Requests the generator gave up on (30 s client timeout) may still be queued in the server;
+    count rows only once every event is in or the count has stopped moving."""
+    loop = asyncio.get_running_loop()
+    deadline, last, last_change = loop.time() + limit_s, -1, loop.time()
+    while loop.time() < deadline:
+        rows = committed_rows(target)
+        if rows >= target.sent:
+            return
+        if rows != last:
+            last, last_change = rows, loop.time()
+        elif loop.time() - last_change > quiet_s:
+            return
+        await asyncio.sleep(0.25)
+
+
+# ---- report -------------------------------------------------------------------------------------
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def report(real: Target, base: Target, args: argparse.Namespace) -> None:
+    rows = []
+    for t in (real, base):
+        per_s = [r["per_s"] for r in t.rounds]
+        bad = sum(n for r in [*t.rounds, t.latency] for s, n in r["statuses"].items() if s != "200")
+        rows.append([
+            t.name, f"{mean(per_s):.0f}", " ".join(f"{x:.0f}" for x in per_s),
+            f"{t.rounds[-1]['p50_ms']:.1f}/{t.rounds[-1]['p99_ms']:.1f}",
+            f"{t.latency['per_s']:.0f}", f"{t.latency['p50_ms']:.1f}", f"{t.latency['p99_ms']:.1f}",
+            f"{t.latency['max_ms']:.1f}", str(t.latency["over_3s"]), str(bad),
+            f"{committed_rows(t)}/{t.acked}/{t.sent}",
+        ])
+    print()
+    print(table(["server", "events/s", "rounds", "p50/p99 ms @max", f"@{args.rate:g}/s got", "p50 ms",
+                 "p99 ms", "max ms", ">3s", "non-200", "rows/acked/sent"], rows))
+    ratio = mean([r["per_s"] for r in real.rounds]) / mean([r["per_s"] for r in base.rounds])
+    print(f"\nthroughput ratio incident-bot / baseline = {ratio:.2f}x  (target >= 0.90x)")
+    print(f"incident-bot p99 ack at {args.rate:g}/s = {real.latency['p99_ms']:.1f} ms  (target < 25 ms); "
+          f"acks over Slack's 3 s limit: {real.latency['over_3s']} of {real.latency['sent']}")
+    lag = max(real.latency["generator_max_lag_ms"], base.latency["generator_max_lag_ms"])
+    print(f"load generator: separate process, worst lag behind its send schedule {lag:.1f} ms")
+
+
+async def run(args: argparse.Namespace) -> None:
+    clear_proxies()
+    print(f"ingest: {args.events} events x {CONCURRENCY} senders per round, {args.rounds} round(s); "
+          f"open loop {args.rate:g}/s for {args.seconds:g} s; python {platform.python_version()}")
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        slack = LocalSlack(signing_secret=SIGNING_SECRET, spec_path=None)
+        await slack.start()
+        slack.add_user(ALICE, "alice", real_name="Alice Archer")
+        runtime, real = await start_incident_bot(slack, Path(tmp) / "incident-bot.db")
+        baseline = Baseline(Path(tmp) / "baseline.db")
+        base = await baseline.start(real.channel)
+        indexes = Indexes()
+        try:
+            for target in (real, base):
+                await load(target, indexes, mode="closed", count=WARMUP_EVENTS, concurrency=CONCURRENCY)
+            for n in range(args.rounds):
+                for target in (real, base) if n % 2 == 0 else (base, real):
+                    await throughput(target, indexes, args.events, args.profile and target is real)
+            for target in (real, base):
+                target.latency = await load(target, indexes, mode="open", rate=args.rate, seconds=args.seconds)
+            for target in (real, base):
+                await settle(target)
+            await runtime.idle()
+            report(real, base, args)
+        finally:
+            await baseline.stop()
+            await runtime.stop()
+            await slack.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=5000, help="events per throughput round (default 5000)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="open-loop run length (default 10)")
+    parser.add_argument("--rate", type=float, default=500.0, help="open-loop events/s (default 500)")
+    parser.add_argument("--rounds", type=int, default=1, help="throughput rounds, alternating order (default 1)")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile incident-bot's event loop during its throughput rounds (slows it down)")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
