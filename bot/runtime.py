@@ -102,6 +102,7 @@ class Runtime:
             await self._runner.cleanup()
         await self.idle(SHUTDOWN_GRACE_SECONDS)
         if self.ctx is not None:
+            await self.ctx.store.close()
             await _close_client(self.ctx.slack)
         await self.db.close()
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from storage.migrations import migrate
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+WRITE_OPTION = "incident_bot_write"
 
 
 class DatabaseUnavailable(Exception):
@@ -30,6 +31,8 @@ class Database:
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self.engine: AsyncEngine = self._create_engine(url)
+        # Same pool; the option tells the "begin" hook that this transaction will write.
+        self._writer: AsyncEngine = self.engine.execution_options(**{WRITE_OPTION: True})
         self._write_lock = asyncio.Lock()
 
     def _create_engine(self, url: str) -> AsyncEngine:
@@ -54,11 +57,12 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed on success, rolled back on error."""
-        async with self._write_lock, self.engine.begin() as conn:
+        async with self._write_lock, self._writer.begin() as conn:
             yield conn
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """Reads. On SQLite each statement is its own snapshot and takes no write lock."""
         async with self.engine.connect() as conn:
             yield conn
 
@@ -84,7 +88,10 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin_immediate(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the lock up front; readers start no transaction at all (autocommit), so a
+    # read never holds or waits for SQLite's write lock.
+    if conn.get_execution_options().get(WRITE_OPTION):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _first_line(exc: BaseException) -> str:

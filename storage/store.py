@@ -23,6 +23,7 @@ from bot.domain.models import (
     TimelineEntry,
 )
 from storage.database import Database
+from storage.entry_writer import EntryWriter, entry_values
 from storage.schema import (
     counters,
     digests,
@@ -60,18 +61,10 @@ def _task(row: RowMapping) -> Task:
     return Task.model_validate({k: v for k, v in dict(row).items() if k != "undeliverable_at"})
 
 
-def _entry_values(team_id: str, entry: TimelineEntry, recorded_at: datetime) -> dict[str, Any]:
-    values = entry.model_dump(exclude={"id"})
-    values["files"] = json.dumps([f.model_dump() for f in entry.files])
-    values["history"] = json.dumps(entry.history)
-    values["team_id"] = team_id
-    values["recorded_at"] = recorded_at
-    return values
-
-
 class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._entries = EntryWriter(db)
 
     # ---- workspace -------------------------------------------------------------------------
 
@@ -219,14 +212,12 @@ class Store:
     # ---- timeline --------------------------------------------------------------------------
 
     async def record_entry(self, team_id: str, entry: TimelineEntry, event_id: str | None, at: datetime) -> bool:
-        """Stores a timeline entry once per (team, channel, ts); True when it is new."""
-        async with self.db.transaction() as conn:
-            if not await self._claim_event(conn, team_id, event_id, at):
-                return False
-            stmt = _insert(conn, timeline_entries).values(_entry_values(team_id, entry, at))
-            result = await conn.execute(stmt.on_conflict_do_nothing())
-            await self._touch(conn, entry.incident_id, at)
-        return bool(result.rowcount)
+        """Stores a timeline entry once per (team, channel, ts); True when it is new. Concurrent
+        calls are committed together (group commit); each returns after its commit."""
+        return await self._entries.record(team_id, entry, event_id, at)
+
+    async def close(self) -> None:
+        await self._entries.close()
 
     async def record_edit(self, team_id: str, entry: TimelineEntry, event_id: str | None, at: datetime) -> bool:
         """Applies an edit: the new text replaces the old, which joins the history. An edit that
@@ -236,7 +227,7 @@ class Store:
                 return False
             current = await self._entry_row(conn, team_id, entry.channel_id, entry.ts)
             if current is None:
-                await conn.execute(timeline_entries.insert().values(_entry_values(team_id, entry, at)))
+                await conn.execute(timeline_entries.insert().values(entry_values(team_id, entry, at)))
             elif current["text"] != entry.text:
                 history = json.loads(current["history"]) + [current["text"]]
                 await conn.execute(
@@ -254,7 +245,7 @@ class Store:
                 return False
             current = await self._entry_row(conn, team_id, entry.channel_id, entry.ts)
             if current is None:
-                await conn.execute(timeline_entries.insert().values(_entry_values(team_id, entry, at)))
+                await conn.execute(timeline_entries.insert().values(entry_values(team_id, entry, at)))
             else:
                 await conn.execute(
                     timeline_entries.update()

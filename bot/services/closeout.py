@@ -21,6 +21,7 @@ async def close(
     if result is None:
         return None
     closed, tasks = result
+    ctx.recording.forget(closed.channel_id)
     assert closed.channel_id is not None
     await announce_tasks(ctx, closed, tasks, form.submitted_by)
     text = messages.closed_post(closed, form.submitted_by)

@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.domain.models import Incident
 from bot.slack_api import Identity, Slack
 from storage import Store
+
+# How long a channel's open incident is trusted without asking the database again. Another
+# process closing it is seen within this time; this process's own changes are seen at once.
+RECORDING_CACHE_SECONDS = 10.0
+
+
+class RecordingChannels:
+    """Channel id → the open incident recording it: spares every message a database read."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[Incident, float]] = {}
+
+    def get(self, channel_id: str) -> Incident | None:
+        found = self._known.get(channel_id)
+        if found is None or time.monotonic() - found[1] > RECORDING_CACHE_SECONDS:
+            return None
+        return found[0]
+
+    def remember(self, incident: Incident) -> None:
+        if incident.channel_id:
+            self._known[incident.channel_id] = (incident, time.monotonic())
+
+    def forget(self, channel_id: str | None) -> None:
+        if channel_id:
+            self._known.pop(channel_id, None)
 
 
 @dataclass
@@ -18,6 +45,7 @@ class Context:
     slack: Slack
     clock: Clock
     identity: Identity
+    recording: RecordingChannels = field(default_factory=RecordingChannels)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -8,8 +8,14 @@ from bot.services.context import Context
 
 async def open_incident_in(ctx: Context, channel_id: str) -> Incident | None:
     """The incident whose channel this is, while it is still recording."""
+    cached = ctx.recording.get(channel_id)
+    if cached is not None:
+        return cached
     incident = await ctx.store.incident_by_channel(ctx.team_id, channel_id)
-    return incident if incident and incident.state is not State.CLOSED else None
+    if incident is None or incident.state is State.CLOSED:
+        return None
+    ctx.recording.remember(incident)
+    return incident
 
 
 async def record(ctx: Context, entry: TimelineEntry, event_id: str | None) -> bool:

@@ -134,3 +134,15 @@ async def test_sqlite_uses_wal(tmp_path: pathlib.Path) -> None:
         mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar()
     await db.close()
     assert mode == "wal"
+
+
+async def test_group_commit_keeps_each_entry_once(store: Store) -> None:
+    incident = await _incident(store)
+    entries = [_entry(incident, f"1700000001.{n % 50:06d}", f"m{n % 50}") for n in range(200)]
+    # 200 concurrent calls, each message four times under different or repeated event ids.
+    results = await asyncio.gather(*(
+        store.record_entry("T1", e, f"Ev{n % 120}", T0) for n, e in enumerate(entries)))
+    assert sum(results) == 50
+    stored = await store.entries(incident.id)
+    assert sorted(e.text for e in stored) == sorted(f"m{n}" for n in range(50))
+    assert (await store.incident_by_id(incident.id)).last_activity_at == T0  # type: ignore[union-attr]
