@@ -60,6 +60,16 @@ class Database:
         async with self._write_lock, self._writer.begin() as conn:
             yield conn
 
+    async def writer_connection(self) -> AsyncConnection:
+        """A connection kept by one busy writer, which spares it a pool checkout per commit."""
+        return await self._writer.connect()
+
+    @asynccontextmanager
+    async def transaction_on(self, conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
+        """A write transaction on a connection the caller keeps (same lock as `transaction`)."""
+        async with self._write_lock, conn.begin():
+            yield conn
+
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """Reads. On SQLite each statement is its own snapshot and takes no write lock."""

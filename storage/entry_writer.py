@@ -8,10 +8,11 @@ message waits for nothing but its own commit."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -20,18 +21,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.models import TimelineEntry
 from storage.database import Database
-from storage.schema import incidents, processed_events, timeline_entries
+from storage.schema import incidents, timeline_entries
 
 log = logging.getLogger(__name__)
 # 18 bound values a row: 100 rows stay far below SQLite's limit on variables per statement.
 MAX_BATCH = 100
+TOUCH_EVERY = timedelta(minutes=1)
 
 
 @dataclass
 class _Item:
     team_id: str
     entry: TimelineEntry
-    event_id: str | None
     at: datetime
     done: asyncio.Future[bool] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -54,10 +55,16 @@ class EntryWriter:
         self.db = db
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection | None = None
+        # When each incident's last_activity_at was last moved: it feeds the 24-hour quiet nudge,
+        # so moving it more often than once a minute buys nothing but a statement per batch.
+        self._touched: dict[int, datetime] = {}
 
-    async def record(self, team_id: str, entry: TimelineEntry, event_id: str | None, at: datetime) -> bool:
-        """Stores the entry once per (team, channel, ts); True when it is new. Returns after commit."""
-        item = _Item(team_id, entry, event_id, at)
+    async def record(self, team_id: str, entry: TimelineEntry, at: datetime) -> bool:
+        """Stores the entry once per (team, channel, ts); True when it is new. Returns after commit.
+        The key alone makes retries and duplicates harmless, so new messages need no event-id
+        bookkeeping (edits and deletions, which are not idempotent, keep it: see Store)."""
+        item = _Item(team_id, entry, at)
         self._ensure_running()
         await self._queue.put(item)
         return await item.done
@@ -70,10 +77,19 @@ class EntryWriter:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await self._drop_connection()
+
+    async def _drop_connection(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
 
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            # One turn of the loop lets requests that are already being parsed join this
+            # commit; alone, a message waits one loop iteration (microseconds) for it.
+            await asyncio.sleep(0)
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             await self._write_batch(batch)
@@ -82,6 +98,7 @@ class EntryWriter:
         try:
             results = await self._store(batch)
         except Exception as exc:  # noqa: BLE001 - handed to every waiting caller, never swallowed
+            await self._drop_connection()  # it may be broken; the next batch opens a fresh one
             if len(batch) > 1:
                 # One bad row must not fail its neighbours: retry them one by one.
                 for item in batch:
@@ -94,30 +111,18 @@ class EntryWriter:
                 item.done.set_result(is_new)
 
     async def _store(self, batch: list[_Item]) -> list[bool]:
-        async with self.db.transaction() as conn:
-            fresh = await self._unseen_events(conn, batch)
-            inserted = await self._insert_entries(conn, [item for item, ok in zip(batch, fresh, strict=True) if ok])
+        if self._conn is None:
+            self._conn = await self.db.writer_connection()
+        async with self.db.transaction_on(self._conn) as conn:
+            inserted = await self._insert_entries(conn, batch)
             await self._touch_incidents(conn, batch)
-        return _first_of_each(batch, fresh, inserted)
-
-    async def _unseen_events(self, conn: AsyncConnection, batch: list[_Item]) -> list[bool]:
-        """Claims the batch's event ids; an event seen before (a retry) adds nothing."""
-        with_ids = [item for item in batch if item.event_id]
-        claimed: set[tuple[str, str]] = set()
-        if with_ids:
-            rows = [{"team_id": i.team_id, "event_id": i.event_id, "received_at": i.at} for i in with_ids]
-            stmt = _dialect(conn).insert(processed_events).values(rows).on_conflict_do_nothing()
-            result = await conn.execute(stmt.returning(processed_events.c.team_id, processed_events.c.event_id))
-            claimed = {(r.team_id, r.event_id) for r in result}
-        return [not item.event_id or (item.team_id, str(item.event_id)) in claimed for item in batch]
+        return _first_of_each(batch, inserted)
 
     async def _insert_entries(self, conn: AsyncConnection, items: list[_Item]) -> set[tuple[str, str, str]]:
         if not items:
             return set()
         rows = [entry_values(i.team_id, i.entry, i.at) for i in items]
-        stmt = _dialect(conn).insert(timeline_entries).values(rows).on_conflict_do_nothing()
-        cols = timeline_entries.c
-        result = await conn.execute(stmt.returning(cols.team_id, cols.channel_id, cols.ts))
+        result = await conn.execute(_insert_entries(conn), rows)
         return {(r.team_id, r.channel_id, r.ts) for r in result}
 
     async def _touch_incidents(self, conn: AsyncConnection, batch: list[_Item]) -> None:
@@ -125,6 +130,10 @@ class EntryWriter:
         for item in batch:
             latest[item.entry.incident_id] = max(item.at, latest.get(item.entry.incident_id, item.at))
         for incident_id, at in latest.items():
+            before = self._touched.get(incident_id)
+            if before is not None and timedelta(0) <= at - before < TOUCH_EVERY:
+                continue
+            self._touched[incident_id] = at
             await conn.execute(
                 update(incidents)
                 .where(incidents.c.id == incident_id, incidents.c.last_activity_at < at)
@@ -132,15 +141,24 @@ class EntryWriter:
             )
 
 
-def _dialect(conn: AsyncConnection) -> Any:
-    return postgresql if conn.dialect.name == "postgresql" else sqlite
+# Built once per dialect and run with a list of rows: SQLAlchemy compiles each a single time and
+# sends the rows as multi-row INSERTs ("insertmanyvalues"), returning the rows that went in.
+@functools.cache
+def _insert_entries_statement(dialect_name: str) -> Any:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    cols = timeline_entries.c
+    return dialect.insert(timeline_entries).on_conflict_do_nothing().returning(cols.team_id, cols.channel_id, cols.ts)
 
 
-def _first_of_each(batch: list[_Item], fresh: list[bool], inserted: set[tuple[str, str, str]]) -> list[bool]:
+def _insert_entries(conn: AsyncConnection) -> Any:
+    return _insert_entries_statement(conn.dialect.name)
+
+
+def _first_of_each(batch: list[_Item], inserted: set[tuple[str, str, str]]) -> list[bool]:
     """An entry is new for the first caller that carried it; a twin in the same batch is not."""
     results, taken = [], set()
-    for item, ok in zip(batch, fresh, strict=True):
-        is_new = ok and item.key in inserted and item.key not in taken
+    for item in batch:
+        is_new = item.key in inserted and item.key not in taken
         if is_new:
             taken.add(item.key)
         results.append(is_new)

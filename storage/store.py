@@ -214,7 +214,8 @@ class Store:
     async def record_entry(self, team_id: str, entry: TimelineEntry, event_id: str | None, at: datetime) -> bool:
         """Stores a timeline entry once per (team, channel, ts); True when it is new. Concurrent
         calls are committed together (group commit); each returns after its commit."""
-        return await self._entries.record(team_id, entry, event_id, at)
+        del event_id  # the (team, channel, ts) key already absorbs retries; see EntryWriter.record
+        return await self._entries.record(team_id, entry, at)
 
     async def close(self) -> None:
         await self._entries.close()

@@ -40,7 +40,9 @@ async def url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
 async def store(url: str) -> AsyncIterator[Store]:
     db = Database(url)
     await db.start()
-    yield Store(db)
+    store = Store(db)
+    yield store
+    await store.close()
     await db.close()
 
 
