@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.domain.models import Severity, Status
-from bot.ui.text import slugify
+from bot.domain.slug import slugify
 
 CHANNEL_NAME_LIMIT = 80
 TITLE_LIMIT = 200

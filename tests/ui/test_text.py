@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from bot.domain.slug import slugify
 from bot.ui.text import (
     display_name,
     escape_markdown_inline,
@@ -13,7 +14,6 @@ from bot.ui.text import (
     escape_mrkdwn,
     replace_mentions,
     safe_link_url,
-    slugify,
     truncate,
 )
 
