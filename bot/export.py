@@ -21,12 +21,12 @@ def parse_ref(text: str) -> int | None:
 async def export_markdown(settings: Settings, number: int) -> str:
     """The Markdown, or a line starting with 'error: ' saying why there is none."""
     db = Database(settings.database_url)
-    await db.start()
+    await db.open_existing()
     try:
         store = Store(db)
         found = await store.incidents_numbered(number)
         if not found:
-            return f"error: there is no INC-{number} in {settings.database_url}"
+            return f"error: there is no INC-{number} in {db.safe_url}"
         if len(found) > 1:
             return f"error: INC-{number} exists in several workspaces ({', '.join(i.team_id for i in found)})"
         incident = found[0]

@@ -27,6 +27,8 @@ def build_web_app(app: AsyncApp, signing_secret: str, db: Database) -> web.Appli
         if not _is_signed(verifier, raw, dict(request.headers)):
             return web.json_response({"error": "invalid signature or stale timestamp"}, status=401)
         body = raw.decode("utf-8", errors="replace")
+        if parse_qs(body).get("ssl_check") == ["1"]:
+            return web.Response(status=200)  # Slack checking the certificate of a command URL
         if not is_well_formed(body, request.content_type):
             return web.json_response({"error": "malformed payload"}, status=400)
         bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))

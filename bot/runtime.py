@@ -6,14 +6,13 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.app import TrackedLazyRunner, build_app
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.http import build_web_app
-from bot.jobs.scheduler import start_scheduler
+from bot.jobs.scheduler import SweepSchedule, start_scheduler
 from bot.services.context import Context
 from bot.slack_api import Slack, SlackError, make_client
 from storage import Database, Store
@@ -36,7 +35,7 @@ class Runtime:
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
-        self._scheduler: AsyncIOScheduler | None = None
+        self._scheduler: SweepSchedule | None = None
         self._lazy: TrackedLazyRunner | None = None
 
     async def start(self) -> None:
@@ -95,7 +94,7 @@ class Runtime:
     async def stop(self) -> None:
         """Stops taking work, lets in-flight work finish, then closes the database."""
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+            await self._scheduler.stop()  # a sweep in progress finishes before the database closes
         if self._socket is not None:
             await self._socket.close_async()
         if self._runner is not None:

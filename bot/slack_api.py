@@ -19,6 +19,8 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.domain.rules import CHANNEL_NAME_LIMIT
+
 log = logging.getLogger(__name__)
 
 # Calls that change nothing, or land on the same state when repeated: safe to send again after
@@ -41,7 +43,6 @@ IDEMPOTENT_METHODS = frozenset(
     }
 )
 HTTP_TIMEOUT_SECONDS = 10
-CHANNEL_NAME_LIMIT = 80
 
 
 # Failures that say nothing about the request itself: the same call may work later.
@@ -194,7 +195,7 @@ class Slack:
         except SlackApiError as exc:
             raise SlackError("files.completeUploadExternal", _error_code(exc)) from None
         except (TimeoutError, ClientError) as exc:
-            raise SlackError("files.upload", f"transport_error ({type(exc).__name__})") from None
+            raise SlackError("files.completeUploadExternal", f"transport_error ({type(exc).__name__})") from None
         return str(response["file"]["id"])
 
 
@@ -212,7 +213,7 @@ def _drop_none(args: dict[str, Any]) -> dict[str, Any]:
 
 def _name_candidates(base: str) -> list[str]:
     """inc-7-checkout, then inc-7-checkout-2 … all within Slack's 80 characters."""
-    names = [base[:CHANNEL_NAME_LIMIT]]
+    names = [base[:CHANNEL_NAME_LIMIT]]  # Slack's limit on channel names
     for n in range(2, 6):
         suffix = f"-{n}"
         names.append(base[: CHANNEL_NAME_LIMIT - len(suffix)].rstrip("-") + suffix)

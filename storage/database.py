@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,6 +43,19 @@ class Database:
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden, for messages people read."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    async def open_existing(self) -> None:
+        """Open for reading only: no migrations, and a missing SQLite file is not created."""
+        path = make_url(self.url).database
+        if self.is_sqlite and path not in (None, "", ":memory:") and not await asyncio.to_thread(os.path.exists, path):
+            raise DatabaseUnavailable(f"no database at {self.safe_url}: check DATABASE_URL")
+        if not await self.healthy():
+            raise DatabaseUnavailable(f"cannot open {self.safe_url}: check DATABASE_URL")
 
     async def start(self) -> None:
         """Open the database and apply pending migrations."""

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -59,6 +59,19 @@ def _entry(row: RowMapping) -> TimelineEntry:
 
 def _task(row: RowMapping) -> Task:
     return Task.model_validate({k: v for k, v in dict(row).items() if k != "undeliverable_at"})
+
+
+def _edit_values(current: RowMapping, edit: TimelineEntry) -> dict[str, Any]:
+    history = json.loads(current["history"])
+    stored_at = current["edited_at"]
+    if stored_at is not None and edit.edited_at is not None and _utc(stored_at) > edit.edited_at:
+        return {"history": json.dumps(history + [edit.text])}  # an older edit, arriving late
+    return {"text": edit.text, "history": json.dumps(history + [current["text"]]), "edited_at": edit.edited_at}
+
+
+def _utc(moment: datetime) -> datetime:
+    """Rows read through a bare query carry SQLite's naive UTC; compare them as aware."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Store:
@@ -147,22 +160,6 @@ class Store:
             rows = (await conn.execute(query)).mappings().all()
         return [_incident(r) for r in rows]
 
-    async def unfinished_incident(self, team_id: str, declared_by: str) -> Incident | None:
-        """The declarer's latest incident still `opening` (its channel set-up failed midway)."""
-        query = (
-            select(incidents)
-            .where(
-                incidents.c.team_id == team_id,
-                incidents.c.declared_by == declared_by,
-                incidents.c.state == State.OPENING,
-            )
-            .order_by(incidents.c.id.desc())
-            .limit(1)
-        )
-        async with self.db.reading() as conn:
-            row = (await conn.execute(query)).mappings().first()
-        return _incident(row) if row else None
-
     async def close_incident(
         self, incident: Incident, form: CloseForm, new_tasks: Sequence[tuple[NewTask, date | None]]
     ) -> tuple[Incident, list[Task]] | None:
@@ -221,8 +218,9 @@ class Store:
         await self._entries.close()
 
     async def record_edit(self, team_id: str, entry: TimelineEntry, event_id: str | None, at: datetime) -> bool:
-        """Applies an edit: the new text replaces the old, which joins the history. An edit that
-        arrives before its message (Slack does not promise order) stores the message as edited."""
+        """Applies an edit: the newest text wins and the others join the history. Slack promises
+        no order, so an edit may come before its message (stored as edited) or before an older
+        edit (which then only joins the history)."""
         async with self.db.transaction() as conn:
             if not await self._claim_event(conn, team_id, event_id, at):
                 return False
@@ -230,11 +228,10 @@ class Store:
             if current is None:
                 await conn.execute(timeline_entries.insert().values(entry_values(team_id, entry, at)))
             elif current["text"] != entry.text:
-                history = json.loads(current["history"]) + [current["text"]]
                 await conn.execute(
                     timeline_entries.update()
                     .where(timeline_entries.c.id == current["id"])
-                    .values(text=entry.text, history=json.dumps(history), edited_at=entry.edited_at)
+                    .values(**_edit_values(current, entry))
                 )
             await self._touch(conn, entry.incident_id, at)
         return True
@@ -292,13 +289,6 @@ class Store:
         async with self.db.reading() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_entry(r) for r in rows]
-
-    async def entry_count(self, incident_id: int) -> int:
-        query = select(func.count()).where(timeline_entries.c.incident_id == incident_id)
-        async with self.db.reading() as conn:
-            return int(await conn.scalar(query) or 0)
-
-    # ---- tasks -----------------------------------------------------------------------------
 
     async def add_tasks(
         self,
@@ -423,7 +413,13 @@ class Store:
         return "taken_over" if result.rowcount else None
 
     async def finish_reminder(
-        self, task: Task, day: date, token: str, outcome: dict[str, Any], next_remind_on: date | None
+        self,
+        task: Task,
+        day: date,
+        token: str,
+        outcome: dict[str, Any],
+        next_remind_on: date | None,
+        undeliverable: bool = True,
     ) -> None:
         """Records the outcome of a claimed reminder and moves the task's next reminder day."""
         async with self.db.transaction() as conn:
@@ -437,7 +433,7 @@ class Store:
                 .values(**outcome)
             )
             task_values: dict[str, Any] = {"next_remind_on": next_remind_on}
-            if outcome.get("state") == "failed":
+            if outcome.get("state") == "failed" and undeliverable:
                 task_values["undeliverable_at"] = outcome.get("sent_at")
             await conn.execute(
                 tasks.update().where(tasks.c.id == task.id, tasks.c.status == TaskStatus.OPEN).values(**task_values)

@@ -7,8 +7,6 @@ from datetime import date, datetime
 
 from bot.domain.models import CloseForm, NewTask
 
-TEXT_LIMIT = 3000
-
 
 @dataclass(frozen=True)
 class TaskRow:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from bot.domain.models import Severity, Status
 from bot.domain.slug import slugify
 
-CHANNEL_NAME_LIMIT = 80
+CHANNEL_NAME_LIMIT = 80  # Slack's limit on channel names
 TITLE_LIMIT = 200
 USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 DUE_SUFFIX = re.compile(r"\s+due\s+(\d{4}-\d{2}-\d{2})\s*$", re.IGNORECASE)
@@ -122,18 +122,6 @@ def ts_to_datetime(ts: str) -> datetime:
 def permalink(workspace_url: str, channel_id: str, ts: str) -> str:
     base = workspace_url if workspace_url.endswith("/") else workspace_url + "/"
     return f"{base}archives/{channel_id}/p{ts.replace('.', '')}"
-
-
-def human_duration(delta: timedelta) -> str:
-    minutes = max(0, int(delta.total_seconds() // 60))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    parts = [
-        f"{days} d" if days else "",
-        f"{hours} h" if hours else "",
-        f"{mins} min" if mins or not (days or hours) else "",
-    ]
-    return " ".join(p for p in parts if p)
 
 
 # ---- reminder days (DESIGN §1 "reminder days") -------------------------------------------------

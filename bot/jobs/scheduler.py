@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -10,27 +11,45 @@ from bot.jobs.sweep import sweep
 from bot.services.context import Context
 
 log = logging.getLogger(__name__)
+JOB_ID = "reminder-sweep"
 
 
-def start_scheduler(ctx: Context) -> AsyncIOScheduler:
-    scheduler = AsyncIOScheduler(timezone="UTC")
+class SweepSchedule:
+    """Runs the sweep every REMINDER_SWEEP_SECONDS; on stop, lets a running sweep finish."""
 
-    async def run_sweep() -> None:
-        report = await sweep(ctx)
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self._running: asyncio.Task[object] | None = None
+
+    def start(self) -> None:
+        self.scheduler.add_job(
+            self._run_sweep,
+            "interval",
+            seconds=self.ctx.settings.reminder_sweep_seconds,
+            id=JOB_ID,
+            max_instances=1,
+            coalesce=True,
+        )
+        self.scheduler.start()
+        job = self.scheduler.get_job(JOB_ID)
+        if job is not None:
+            job.modify(next_run_time=self.ctx.clock.now())  # a first sweep right away
+
+    async def _run_sweep(self) -> None:
+        self._running = asyncio.current_task()
+        report = await sweep(self.ctx)
         if report.reminders_sent or report.undeliverable or report.digests or report.nudges or report.errors:
             log.info("sweep: %s", report)
 
-    scheduler.add_job(
-        run_sweep,
-        "interval",
-        seconds=ctx.settings.reminder_sweep_seconds,
-        id="reminder-sweep",
-        max_instances=1,
-        coalesce=True,
-        next_run_time=None,
-    )
-    scheduler.start()
-    job = scheduler.get_job("reminder-sweep")
-    if job is not None:
-        job.modify(next_run_time=ctx.clock.now())
-    return scheduler
+    async def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)
+        running = self._running
+        if running is not None and not running.done():
+            await asyncio.wait({running})
+
+
+def start_scheduler(ctx: Context) -> SweepSchedule:
+    schedule = SweepSchedule(ctx)
+    schedule.start()
+    return schedule

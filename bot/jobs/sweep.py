@@ -61,7 +61,9 @@ async def _send_reminders(ctx: Context, today: date, report: SweepReport) -> Non
             continue  # another process has it, or it went out today already
         if task.incident_id not in incidents:
             incidents[task.incident_id] = await ctx.store.incident_by_id(task.incident_id)
-        await _remind(ctx, task, incidents[task.incident_id], today, token, claim == "taken_over", report)
+        incident = incidents[task.incident_id]
+        if incident is not None:  # tasks always belong to an incident (foreign key)
+            await _remind(ctx, task, incident, today, token, claim == "taken_over", report)
 
 
 def _reminder_metadata(task: Task, today: date) -> dict[str, Any]:
@@ -69,9 +71,8 @@ def _reminder_metadata(task: Task, today: date) -> dict[str, Any]:
 
 
 async def _remind(
-    ctx: Context, task: Task, incident: Incident | None, today: date, token: str, taken_over: bool, report: SweepReport
+    ctx: Context, task: Task, incident: Incident, today: date, token: str, taken_over: bool, report: SweepReport
 ) -> None:
-    assert incident is not None
     text, blocks = messages.reminder(task, incident, today)
     metadata = _reminder_metadata(task, today)
     try:
@@ -99,11 +100,18 @@ async def _reminder_failed(
     exc: SlackError,
     report: SweepReport,
 ) -> None:
-    if exc.code not in UNDELIVERABLE:
-        # Transient (rate limits past the client's retries, outages): the next sweep tries again.
+    if exc.transient:
+        # Rate limits past the client's retries, outages: the next sweep tries again.
         await ctx.store.release_reminder(task, today, token)
         report.deferred += 1
         log.warning("reminder for task %s deferred: %s", task.id, exc.code)
+        return
+    if exc.code not in UNDELIVERABLE:
+        # Slack refused this message for a reason a retry will not change: record today's try
+        # as failed and try again tomorrow, rather than every sweep.
+        outcome = {"state": "failed", "error": exc.code[:100], "sent_at": ctx.clock.now()}
+        await ctx.store.finish_reminder(task, today, token, outcome, task.next_remind_on, undeliverable=False)
+        report.errors.append(f"task {task.id}: {exc.code}")
         return
     outcome = {"state": "failed", "error": exc.code, "sent_at": ctx.clock.now()}
     await ctx.store.finish_reminder(task, today, token, outcome, None)

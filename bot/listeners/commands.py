@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -47,13 +48,14 @@ def acknowledgement(ctx: Context, command: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_grammar(ctx: Context, sub: rules.Subcommand) -> None:
-    today = rules.local_day(ctx.clock.now(), ctx.tz)
+    """The shape of the input only. Checks that depend on the time (a due date in the past) are
+    the handler's, so the ack and the work cannot disagree across midnight."""
     checks: dict[str, Callable[[str], object]] = {
         "note": lambda rest: rules.parse_note(rest, ctx.clock.now(), ctx.tz),
         "severity": rules.parse_severity,
         "status": rules.parse_status,
         "commander": rules.parse_user,
-        "task": lambda rest: rules.parse_task(rest, today),
+        "task": lambda rest: rules.parse_task(rest, date.min),
     }
     if sub.name in checks:
         checks[sub.name](sub.rest)
@@ -79,6 +81,11 @@ async def run(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> N
     except SlackError as exc:
         log.warning("/incident %s failed: %s", sub.name, exc)
         await respond(text=f"Slack refused a step ({exc.method}: {exc.code}). Please try again.")
+    except Exception:
+        # The one place a command's unexpected failure is caught: logged with its traceback for
+        # the operator, and the person is told instead of being left with silence.
+        log.exception("/incident %s failed", sub.name)
+        await respond(text=f"Something went wrong running `/incident {sub.name}`; it is logged. Please try again.")
 
 
 def _rest(command: dict[str, Any]) -> str:

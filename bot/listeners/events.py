@@ -14,6 +14,7 @@ from bot.services import timeline
 from bot.services.context import Context
 
 KEY_EVENT_REACTION = "pushpin"
+TOMBSTONE = "tombstone"
 
 
 def register(app: AsyncApp, ctx: Context) -> None:
@@ -37,21 +38,38 @@ async def handle_message(ctx: Context, event: dict[str, Any], event_id: str | No
     if incident is None:
         return
     subtype = event.get("subtype")
-    if subtype == "message_changed":
-        message = event.get("message") or {}
+    message = event.get("message") or {}
+    if subtype == "message_changed" and message.get("subtype") == TOMBSTONE:
+        # A thread parent deleted while it has replies stays as a tombstone: a deletion to us.
+        await _record_deletion(ctx, event, channel, incident.id, str(message.get("ts") or ""), message, event_id)
+    elif subtype == "message_changed":
         if payloads.is_recorded_message(message) and not _is_own(ctx, message):
             entry = payloads.entry_from_message(message, channel, incident.id)
-            edited_at = ts_to_datetime(str(event.get("event_ts") or event.get("ts") or message["ts"]))
+            edited = message.get("edited") or {}
+            edited_at = ts_to_datetime(str(edited.get("ts") or event.get("event_ts") or message["ts"]))
             await timeline.record_edit(ctx, entry.model_copy(update={"edited_at": edited_at}), event_id)
     elif subtype == "message_deleted":
         previous = event.get("previous_message") or {}
-        deleted_ts = event.get("deleted_ts") or previous.get("ts")
-        if deleted_ts and not _is_own(ctx, previous):
-            entry = payloads.entry_from_message({**previous, "ts": deleted_ts}, channel, incident.id)
-            deleted_at = ts_to_datetime(str(event.get("event_ts") or event.get("ts") or deleted_ts))
-            await timeline.record_deletion(ctx, entry.model_copy(update={"deleted_at": deleted_at}), event_id)
+        deleted_ts = str(event.get("deleted_ts") or previous.get("ts") or "")
+        await _record_deletion(ctx, event, channel, incident.id, deleted_ts, previous, event_id)
     elif payloads.is_recorded_message(event) and not _is_own(ctx, event):
         await timeline.record(ctx, payloads.entry_from_message(event, channel, incident.id), event_id)
+
+
+async def _record_deletion(
+    ctx: Context,
+    event: dict[str, Any],
+    channel: str,
+    incident_id: int,
+    deleted_ts: str,
+    previous: dict[str, Any],
+    event_id: str | None,
+) -> None:
+    if not deleted_ts or _is_own(ctx, previous):
+        return
+    entry = payloads.entry_from_message({**previous, "ts": deleted_ts}, channel, incident_id)
+    deleted_at = ts_to_datetime(str(event.get("event_ts") or event.get("ts") or deleted_ts))
+    await timeline.record_deletion(ctx, entry.model_copy(update={"deleted_at": deleted_at}), event_id)
 
 
 def _is_own(ctx: Context, message: dict[str, Any]) -> bool:

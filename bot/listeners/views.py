@@ -15,7 +15,7 @@ from bot.listeners import payloads
 from bot.listeners.commands import declare_and_report
 from bot.services import closeout
 from bot.services.context import Context
-from bot.slack_api import SlackError
+from bot.services.notify import tell as services_tell
 from bot.ui.ids import Block, View
 
 log = logging.getLogger(__name__)
@@ -55,11 +55,7 @@ async def declare_from_modal(ctx: Context, body: dict[str, Any], view: dict[str,
     origin = payloads.metadata(view).get("origin")
 
     async def tell_declarer(**message: Any) -> None:
-        channel = origin if origin and str(origin).startswith(("C", "G")) else user_id
-        try:
-            await ctx.slack.call("chat.postEphemeral", channel=channel, user=user_id, **message)
-        except SlackError:  # a courtesy; the incident and its channel are what matter
-            log.info("could not tell %s how the start went", user_id)
+        await services_tell(ctx, user_id, origin, message)
 
     await declare_and_report(
         ctx,
@@ -78,8 +74,10 @@ async def close_outcome(
 ) -> tuple[Incident, CloseForm, list[NewTask]] | dict[str, str]:
     meta = payloads.metadata(view)
     incident = await ctx.store.incident_by_id(int(meta.get("incident_id", 0)))
-    if incident is None or incident.state is not State.OPEN:
+    if incident is None or incident.state is State.CLOSED:
         return {Block.IMPACT: "This incident is closed already; its postmortem is in the channel."}
+    if incident.state is State.OPENING:
+        return {Block.IMPACT: "This incident is still being opened: press Retry on its start message first."}
     data = payloads.close_form(view, int(meta.get("rows", 3)))
     now = ctx.clock.now()
     result = validate_close(data, body["user"]["id"], now, rules.local_day(now, ctx.tz))

@@ -55,7 +55,15 @@ async def declare(
 
 
 async def finish_opening(ctx: Context, incident: Incident) -> Incident:
-    """Each step checks what is already done, so a retry after a failure picks up where it stopped."""
+    """Each step checks what is already done, so a retry after a failure picks up where it stopped.
+    Attempts on one incident take turns, so two Retry clicks cannot make two channels (one bot
+    process; several processes behind one HTTP endpoint could still race here)."""
+    async with ctx.locks(("opening", incident.id)):
+        incident = await ctx.store.incident_by_id(incident.id) or incident
+        return await _open_steps(ctx, incident)
+
+
+async def _open_steps(ctx: Context, incident: Incident) -> Incident:
     try:
         incident = await _ensure_channel(ctx, incident)
         await ctx.slack.invite(_channel(incident), [incident.declared_by])
@@ -171,8 +179,9 @@ async def set_status(
 
 
 async def set_commander(ctx: Context, incident: Incident, user_id: str, commander_id: str) -> Incident:
-    incident = await ctx.store.update_incident(incident.id, commander_id=commander_id)
+    # Slack first: a person it refuses (unknown, deactivated) must not become the commander.
     await ctx.slack.invite(_channel(incident), [commander_id])
+    incident = await ctx.store.update_incident(incident.id, commander_id=commander_id)
     return await announce_change(ctx, incident, user_id, f"handed command to <@{commander_id}>")
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from bot.domain.models import EntryKind, Incident, PostmortemReport
 from bot.services.context import Context
 from bot.slack_api import SlackError
-from bot.ui.postmortem import render_markdown, render_summary_blocks
+from bot.ui.postmortem import BOT_NAME, render_markdown, render_summary_blocks
 from storage import Store
 
 log = logging.getLogger(__name__)
@@ -18,7 +18,6 @@ log = logging.getLogger(__name__)
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)")
 NAME_CACHE_DAYS = 7
 LOOKUP_CONCURRENCY = 5
-BOT_NAME = "incident-bot"
 
 
 class NotClosed(Exception):

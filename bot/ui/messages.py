@@ -102,7 +102,7 @@ def opened_reply(incident: Incident) -> str:
 def start_failed(incident: Incident, reason: str) -> tuple[str, Blocks]:
     text = (
         f"I could not finish opening {incident.ref} ({reason}). Nothing is lost: "
-        "press Retry, or run `/incident start` again."
+        "press Retry to finish it."
     )
     button = {
         "type": "button",
@@ -124,6 +124,13 @@ def note_post(who: str, when: datetime, text: str, tz: ZoneInfo, backdated: bool
 
 def closed_post(incident: Incident, who: str) -> str:
     return f":white_check_mark: {incident.ref} closed by <@{who}>. The postmortem follows."
+
+
+def publish_failed(incident: Incident, reason: str) -> str:
+    return (
+        f"{incident.ref} is closed and your answers are saved, but Slack refused a step while "
+        f"posting the postmortem ({reason}). Run `/incident postmortem` in <#{incident.channel_id}> to post it."
+    )
 
 
 def task_line(task: Task, today: date) -> str:

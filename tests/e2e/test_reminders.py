@@ -13,7 +13,7 @@ from bot.jobs.sweep import sweep
 from bot.runtime import Runtime
 from sandbox import LocalSlack
 from storage.schema import reminders, tasks
-from tests.conftest import ALICE, BOB, CAROL, BotFactory, general
+from tests.conftest import ALICE, BOB, CAROL, BotFactory, general, settings_for
 from tests.support import command, entry_rows, rows, start_incident, task_rows
 
 
@@ -52,8 +52,9 @@ async def test_task_command_lists_and_timeline(slack_at: LocalSlack, clock: Manu
     await command(slack_at, bot, "tasks", BOB, general(slack_at))
     listed = [str(e.get("text")) for e in slack_at.ephemerals if "Review the load balancer" in str(e.get("text"))]
     assert len(listed) == 2 and "INC-1" in listed[1]
-    delivery = await slack_at.send_command(f"task <@{BOB}> Fix it due 2020-01-01", user_id=ALICE, channel_id=channel)
-    assert "past" in delivery.body
+    await command(slack_at, bot, f"task <@{BOB}> Fix it due 2020-01-01", ALICE, channel)
+    assert any("in the past" in str(e.get("text")) for e in slack_at.ephemerals)
+    assert len(await task_rows(bot)) == 1
 
 
 async def test_reminded_on_due_day_then_daily_not_before_nine(slack_at: LocalSlack, clock: ManualClock,
@@ -192,3 +193,17 @@ async def test_weekly_digest_and_idle_nudge(slack_at: LocalSlack, clock: ManualC
     assert len(digests) == 1
     text = digests[0]["text"]
     assert text.index("Review the LB config") < text.index("Add alerts") and "overdue" in text
+
+
+async def test_scheduler_drives_the_sweep(slack: LocalSlack, start_bot: BotFactory, database_url: str) -> None:
+    """With the real scheduler on (REMINDER_SWEEP_SECONDS=1), a task due today is reminded."""
+    bot = await start_bot(slack)
+    await _incident_with_task(slack, bot, f"Check the dashboards due {datetime.now(UTC).date().isoformat()}")
+    scheduled = Runtime(settings_for(slack, DATABASE_URL=database_url, REMINDER_SWEEP_SECONDS=1,
+                                     REMINDER_NOT_BEFORE="00:00"))
+    await scheduled.start()
+    try:
+        await slack.wait_for(lambda: len(dms(slack, BOB)) == 1, timeout=10)
+    finally:
+        await scheduled.stop()
+    assert len(dms(slack, BOB)) == 1
