@@ -103,6 +103,14 @@ class Store:
         result = await conn.execute(stmt.on_conflict_do_nothing())
         return bool(result.rowcount)
 
+    async def prune_events(self, received_before: datetime) -> int:
+        """Forgets event ids older than any retry Slack would still send."""
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                processed_events.delete().where(processed_events.c.received_at < received_before)
+            )
+        return int(result.rowcount or 0)
+
     # ---- incidents -------------------------------------------------------------------------
 
     async def _next_number(self, conn: AsyncConnection, team_id: str) -> int:

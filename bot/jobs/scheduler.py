@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -12,6 +13,9 @@ from bot.services.context import Context
 
 log = logging.getLogger(__name__)
 JOB_ID = "reminder-sweep"
+PRUNE_EVERY_HOURS = 6
+# Slack retries an event for minutes, not days: a week of event ids is plenty to spot a retry.
+EVENT_MEMORY = timedelta(days=7)
 
 
 class SweepSchedule:
@@ -31,6 +35,7 @@ class SweepSchedule:
             max_instances=1,
             coalesce=True,
         )
+        self.scheduler.add_job(self._prune, "interval", hours=PRUNE_EVERY_HOURS, id="prune-events", coalesce=True)
         self.scheduler.start()
         job = self.scheduler.get_job(JOB_ID)
         if job is not None:
@@ -41,6 +46,11 @@ class SweepSchedule:
         report = await sweep(self.ctx)
         if report.reminders_sent or report.undeliverable or report.digests or report.nudges or report.errors:
             log.info("sweep: %s", report)
+
+    async def _prune(self) -> None:
+        pruned = await self.ctx.store.prune_events(self.ctx.clock.now() - EVENT_MEMORY)
+        if pruned:
+            log.info("forgot %d event ids older than %s", pruned, EVENT_MEMORY)
 
     async def stop(self) -> None:
         self.scheduler.shutdown(wait=False)

@@ -76,8 +76,7 @@ async def complete_from_button(ctx: Context, body: dict[str, Any]) -> None:
     incident = done[1] if done else (await ctx.store.incident_by_id(task.incident_id) if task else None)
     if task is None or incident is None:
         return
-    outcome = f":white_check_mark: Done ({'by <@' + task.done_by + '>' if task.done_by else 'already'})"
-    await _replace_reminder(ctx, body, *messages.reminder_resolved(task, incident, outcome))
+    await _replace_reminder(ctx, body, *messages.reminder_done(task, incident))
 
 
 async def snooze_from_button(ctx: Context, body: dict[str, Any]) -> None:
@@ -88,8 +87,7 @@ async def snooze_from_button(ctx: Context, body: dict[str, Any]) -> None:
     incident = await ctx.store.incident_by_id(task.incident_id)
     if incident is None:
         return
-    outcome = f":zzz: Snoozed: next reminder on {task.next_remind_on.isoformat()}"
-    await _replace_reminder(ctx, body, *messages.reminder_resolved(task, incident, outcome))
+    await _replace_reminder(ctx, body, *messages.reminder_snoozed(task, incident, task.next_remind_on))
 
 
 async def _replace_reminder(

@@ -203,10 +203,19 @@ def _task_buttons(task: Task) -> dict[str, Any]:
     }
 
 
-def reminder_resolved(task: Task, incident: Incident, outcome: str) -> tuple[str, Blocks]:
+def _reminder_resolved(task: Task, incident: Incident, outcome: str) -> tuple[str, Blocks]:
     """The reminder DM after a button: same facts, the outcome instead of the buttons."""
     text = f"{incident.ref}: {safe(task.description, 1000)}\n{outcome}"
     return text, [_section(text)]
+
+
+def reminder_done(task: Task, incident: Incident) -> tuple[str, Blocks]:
+    by = f"by <@{task.done_by}>" if task.done_by else "already"
+    return _reminder_resolved(task, incident, f":white_check_mark: Done ({by})")
+
+
+def reminder_snoozed(task: Task, incident: Incident, until: date) -> tuple[str, Blocks]:
+    return _reminder_resolved(task, incident, f":zzz: Snoozed: next reminder on {until.isoformat()}")
 
 
 def undeliverable(task: Task, error: str) -> str:

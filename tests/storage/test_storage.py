@@ -148,3 +148,13 @@ async def test_group_commit_keeps_each_entry_once(store: Store) -> None:
     stored = await store.entries(incident.id)
     assert sorted(e.text for e in stored) == sorted(f"m{n}" for n in range(50))
     assert (await store.incident_by_id(incident.id)).last_activity_at == T0  # type: ignore[union-attr]
+
+
+async def test_old_event_ids_are_pruned(store: Store) -> None:
+    incident = await _incident(store)
+    old = _entry(incident, "1700000002.000100", "edited").model_copy(update={"edited_at": T0})
+    await store.record_edit("T1", old, "EvOld", T0 - timedelta(days=8))
+    await store.record_edit("T1", old, "EvNew", T0)
+    assert await store.prune_events(T0 - timedelta(days=7)) == 1
+    # The pruned id is forgotten; the recent one still turns a retry away.
+    assert not await store.record_edit("T1", old, "EvNew", T0)
