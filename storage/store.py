@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -62,6 +62,8 @@ def _task(row: RowMapping) -> Task:
 
 
 def _edit_values(current: RowMapping, edit: TimelineEntry) -> dict[str, Any]:
+    if current["text"] == edit.text:
+        return {}  # Slack also sends message_changed when only replies or unfurls changed
     history = json.loads(current["history"])
     stored_at = current["edited_at"]
     if stored_at is not None and edit.edited_at is not None and _utc(stored_at) > edit.edited_at:
@@ -229,35 +231,33 @@ class Store:
         """Applies an edit: the newest text wins and the others join the history. Slack promises
         no order, so an edit may come before its message (stored as edited) or before an older
         edit (which then only joins the history)."""
-        async with self.db.transaction() as conn:
-            if not await self._claim_event(conn, team_id, event_id, at):
-                return False
-            current = await self._entry_row(conn, team_id, entry.channel_id, entry.ts)
-            if current is None:
-                await conn.execute(timeline_entries.insert().values(entry_values(team_id, entry, at)))
-            elif current["text"] != entry.text:
-                await conn.execute(
-                    timeline_entries.update()
-                    .where(timeline_entries.c.id == current["id"])
-                    .values(**_edit_values(current, entry))
-                )
-            await self._touch(conn, entry.incident_id, at)
-        return True
+        return await self._change_entry(team_id, entry, event_id, at, _edit_values)
 
     async def record_deletion(self, team_id: str, entry: TimelineEntry, event_id: str | None, at: datetime) -> bool:
         """Keeps a tombstone: the row stays, marked deleted, so a late copy cannot revive it."""
+        return await self._change_entry(team_id, entry, event_id, at, lambda _, e: {"deleted_at": e.deleted_at})
+
+    async def _change_entry(
+        self,
+        team_id: str,
+        entry: TimelineEntry,
+        event_id: str | None,
+        at: datetime,
+        changes: Callable[[RowMapping, TimelineEntry], dict[str, Any]],
+    ) -> bool:
+        """Once per event id: updates the stored entry, or stores `entry` as it now stands when the
+        change arrives before the message itself."""
         async with self.db.transaction() as conn:
             if not await self._claim_event(conn, team_id, event_id, at):
                 return False
             current = await self._entry_row(conn, team_id, entry.channel_id, entry.ts)
             if current is None:
                 await conn.execute(timeline_entries.insert().values(entry_values(team_id, entry, at)))
-            else:
+            elif values := changes(current, entry):
                 await conn.execute(
-                    timeline_entries.update()
-                    .where(timeline_entries.c.id == current["id"])
-                    .values(deleted_at=entry.deleted_at)
+                    timeline_entries.update().where(timeline_entries.c.id == current["id"]).values(**values)
                 )
+            await self._touch(conn, entry.incident_id, at)
         return True
 
     async def set_key_event(self, team_id: str, channel_id: str, ts: str, is_key: bool) -> bool:
