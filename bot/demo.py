@@ -59,7 +59,7 @@ EMOJI = {
 }  # fmt: skip
 _EMOJI_CODE = re.compile(r":([a-z0-9_+-]+):")
 _CHANNEL_TOKEN = re.compile(r"<#([A-Z0-9]+)>")
-_MENTION = re.compile(r"(?<![\w@<])@([a-z0-9](?:[a-z0-9._-]*[a-z0-9_-])?)")
+_MENTION = re.compile(r"(?<![\w@<])@([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_-])?)")
 
 
 class DemoFailure(Exception):
@@ -441,6 +441,8 @@ class Player:
         close = self.scenario.script.close
         assert close is not None and self.scenario.close_at is not None
         self.clock.set(self.scenario.close_at)
+        # Tasks added with `/incident task` during the incident are there already.
+        earlier = len(await self.ctx.store.tasks_of_incident((await self.current()).id))
         await self.command("close", close.by, "close")
         view = self.close_form(close.by)
         while _task_rows(view["view"]) < len(close.tasks):
@@ -452,7 +454,7 @@ class Player:
             await self.local.submit_view(view["id"], values, user_id=self.people.users[close.by])
         )
         self.check_form_accepted(delivery)
-        return await self.check_closed(len(close.tasks))
+        return await self.check_closed(earlier + len(close.tasks))
 
     def close_form(self, handle: str) -> dict[str, Any]:
         user_id = self.people.users[handle]

@@ -22,10 +22,10 @@ from bot.ui.modals import MAX_TASK_ROWS
 
 BUILT_IN = "demo_incident.yaml"
 TIME_HINT = "use HH:MM or YYYY-MM-DD HH:MM"
-HANDLE_HINT = "use lowercase letters, digits, '.', '_' or '-', e.g. alice"
+HANDLE_HINT = "use letters, digits, '.', '_' or '-' (no spaces), e.g. alice"
 REMIND_AT = time(9, 30)  # after REMINDER_NOT_BEFORE (09:00), as a sweep on a working morning
 _CLOCK_TIME = re.compile(r"^(?:(\d{4}-\d{2}-\d{2})[ T])?(\d{1,2}):(\d{2})$")
-_HANDLE = r"^[a-z0-9][a-z0-9._-]{0,39}$"
+_HANDLE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$"
 _CHANNEL = r"^[a-z0-9][a-z0-9_-]{0,79}$"
 
 # How to fix a field, by its name, for errors whose own message does not say.
@@ -81,7 +81,8 @@ class Message(_Strict):
     """One thing said in the incident channel: a message (text) or a slash command (command)."""
 
     time: ClockTime
-    author: Handle
+    # A person's handle, or any name for an integration (bot: true), e.g. "PagerDuty".
+    author: Annotated[str, Field(min_length=1, max_length=80)]
     text: Text | None = None
     command: Text | None = None
     bot: bool = False

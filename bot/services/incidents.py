@@ -139,7 +139,7 @@ async def record_system(
         ts=ts,
         occurred_at=at or rules.ts_to_datetime(ts),
         kind=EntryKind.SYSTEM,
-        author_id=author or ctx.identity.bot_user_id,
+        author_id=author,  # None: the bot on its own account; else the person whose command it was
         text=LEADING_EMOJI.sub("", text),
     )
     await ctx.store.record_entry(ctx.team_id, entry, None, ctx.clock.now())

@@ -155,12 +155,15 @@ def _author(entry: TimelineEntry, names: dict[str, str]) -> str:
 
 
 def _participants(report: PostmortemReport, entries: list[TimelineEntry]) -> list[str]:
-    """Commander first, then everyone who wrote in the timeline, in order of first appearance."""
-    commander = report.incident.commander_id
-    seen: dict[str, str] = {commander: display_name(commander, report.names)}
+    """Commander first, then the declarer and everyone who wrote in the timeline or acted through
+    a command (notes, status, hand-overs), in order of first appearance; the bot itself is not."""
+    incident = report.incident
+    seen: dict[str, str] = {}
+    for person in (incident.commander_id, incident.declared_by):
+        seen.setdefault(person, display_name(person, report.names))
     for entry in entries:
-        key = entry.author_id or entry.author_name
-        if entry.kind is not EntryKind.SYSTEM and key and key not in seen:
+        key = entry.author_id or entry.author_name  # a system entry without one is the bot's own
+        if key and key not in seen:
             seen[key] = _author(entry, report.names)
     return list(seen.values())
 

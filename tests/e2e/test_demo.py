@@ -202,3 +202,18 @@ def test_the_format_reference_documents_every_field_and_shows_the_built_in_scrip
     for model in (Script, Message, Close, Task):
         missing = [name for name in model.model_fields if f"`{name}`" not in reference]
         assert not missing, f"{model.__name__} fields missing from docs/demo-script.md: {missing}"
+
+
+def test_a_json_script_with_markup_an_integration_name_and_a_task_command(tmp_path: pathlib.Path) -> None:
+    """A replay as teams write them: JSON, an integration called "PagerDuty", Slack markup in the
+    title and text, a thread reply across midnight in Tokyo, a task added during the incident."""
+    script = pathlib.Path(__file__).parent / "data" / "tokyo-json-script.json"
+    run = run_demo(tmp_path, "--script", str(script))
+    assert run.code == 0, run.stderr
+    markdown = run.postmortem()
+    lines = timeline(markdown)
+    assert "**2026-07-01 23:50**" in line_with(lines, "PagerDuty: Triggered: search p99")
+    assert line_with(lines, "mia: rollback?").startswith("  - ")  # nested under its parent
+    assert "<!channel>" not in markdown and "<!here>" not in markdown
+    assert "**Participants:** mia, kenji, PagerDuty, ola" in markdown
+    assert "Pin heap settings in the chart — owner: @ola, due 2026-07-10" in markdown

@@ -45,7 +45,7 @@ def utc(hhmm: str, day: int = 15) -> datetime:
     return datetime(2024, 1, day, hours, minutes, tzinfo=UTC)
 
 
-def entry(ts: str, when: datetime, text: str, author: str = "U123", **extra: Any) -> TimelineEntry:
+def entry(ts: str, when: datetime, text: str, author: str | None = "U123", **extra: Any) -> TimelineEntry:
     extra.setdefault("kind", EntryKind.MESSAGE)
     return TimelineEntry(
         incident_id=1, channel_id="C1", ts=ts, occurred_at=when, author_id=author, text=text, **extra
@@ -126,7 +126,7 @@ def assert_in_order(lines: list[str], expected: Sequence[str]) -> None:
 def typical_entries() -> list[TimelineEntry]:
     return [
         entry("1.0", utc("22:00"), "HTTP 500 rate above 5 %", author="B1", kind=EntryKind.BOT_MESSAGE),
-        entry("2.0", utc("22:05"), "Incident declared, commander @alice", author="B0", kind=EntryKind.SYSTEM),
+        entry("2.0", utc("22:05"), "Incident declared, commander @alice", author=None, kind=EntryKind.SYSTEM),
         entry(
             "3.0",
             utc("22:06"),
