@@ -7,6 +7,7 @@ import logging
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
 
 from bot.app import TrackedLazyRunner, build_app
 from bot.clock import Clock, SystemClock
@@ -58,10 +59,10 @@ class Runtime:
         if self.run_scheduler:
             self._scheduler = start_scheduler(self.ctx)
 
-    async def _start_http(self, app: object) -> None:
+    async def _start_http(self, app: AsyncApp) -> None:
         secret = self.settings.slack_signing_secret
         assert secret is not None, "HTTP mode needs the signing secret (config checks it)"
-        self._runner = web.AppRunner(build_web_app(app, secret.get_secret_value(), self.db))  # type: ignore[arg-type]
+        self._runner = web.AppRunner(build_web_app(app, secret.get_secret_value(), self.db))
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
@@ -70,11 +71,11 @@ class Runtime:
             "HTTP mode: listening on %s:%s (POST /slack/events, GET /healthz)", self.settings.host, self.port
         )
 
-    async def _start_socket(self, app: object) -> None:
+    async def _start_socket(self, app: AsyncApp) -> None:
         token = self.settings.slack_app_token
         assert token is not None
         await self._check_app_token(token.get_secret_value())
-        self._socket = AsyncSocketModeHandler(app, token.get_secret_value())  # type: ignore[arg-type]
+        self._socket = AsyncSocketModeHandler(app, token.get_secret_value())
         await self._socket.connect_async()
         log.info("Socket Mode: connected")
 
