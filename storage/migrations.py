@@ -1,10 +1,10 @@
 """Schema migrations, applied at start and recorded in `schema_migrations`.
 
-Each migration is a version, a name and a function over a connection. Add new ones at the end;
-never edit one that has shipped. Migration 1 creates the tables as `schema.py` defines them, so a
-later change to a table is made by a new migration that alters it and is safe to run on a
-database migration 1 has just created (IF NOT EXISTS and the like), not by editing `schema.py`
-alone."""
+`schema.py` always describes the newest schema. A blank database is created from it in one step
+and stamped with every migration (they are already in it). A database made by an older release
+gets the migrations it has not recorded yet, in order. So a schema change is two edits: the table
+in `schema.py`, and a migration here that brings an existing database to the same shape. Add
+migrations at the end; never edit one that has shipped."""
 
 from __future__ import annotations
 
@@ -20,15 +20,15 @@ Migration = tuple[int, str, Callable[[AsyncConnection], Awaitable[None]]]
 
 
 async def _initial_schema(conn: AsyncConnection) -> None:
+    """Version 1 as released: every table, no index on event receipt time."""
     tables = [t for t in schema.metadata.sorted_tables if t is not schema.schema_migrations]
     await conn.run_sync(schema.metadata.create_all, tables=tables)
+    await conn.execute(text("DROP INDEX IF EXISTS ix_processed_events_received"))
 
 
 async def _index_event_receipt_time(conn: AsyncConnection) -> None:
     # Old event ids are pruned by age; this keeps that delete from scanning the table.
-    await conn.execute(
-        text("CREATE INDEX IF NOT EXISTS ix_processed_events_received ON processed_events (received_at)")
-    )
+    await conn.execute(text("CREATE INDEX ix_processed_events_received ON processed_events (received_at)"))
 
 
 MIGRATIONS: list[Migration] = [
@@ -38,19 +38,23 @@ MIGRATIONS: list[Migration] = [
 
 
 async def migrate(conn: AsyncConnection) -> list[int]:
-    """Apply every migration not yet recorded; returns the versions applied now."""
+    """Brings the database to the newest schema; returns the versions applied now."""
     await conn.run_sync(schema.metadata.create_all, tables=[schema.schema_migrations])
     done = set((await conn.execute(select(schema.schema_migrations.c.version))).scalars())
-    applied = []
-    for version, name, apply in MIGRATIONS:
-        if version in done:
-            continue
+    if not done and set(await table_names(conn)) == {schema.schema_migrations.name}:
+        await conn.run_sync(schema.metadata.create_all)
+        return await _record(conn, [(v, n) for v, n, _ in MIGRATIONS])
+    pending = [(v, n, apply) for v, n, apply in MIGRATIONS if v not in done]
+    for _, _, apply in pending:
         await apply(conn)
-        await conn.execute(
-            insert(schema.schema_migrations).values(version=version, name=name, applied_at=datetime.now(UTC))
-        )
-        applied.append(version)
-    return applied
+    return await _record(conn, [(v, n) for v, n, _ in pending])
+
+
+async def _record(conn: AsyncConnection, versions: list[tuple[int, str]]) -> list[int]:
+    now = datetime.now(UTC)
+    for version, name in versions:
+        await conn.execute(insert(schema.schema_migrations).values(version=version, name=name, applied_at=now))
+    return [version for version, _ in versions]
 
 
 async def table_names(conn: AsyncConnection) -> list[str]:

@@ -138,6 +138,7 @@ processed_events = Table(
     Column("team_id", String(32), primary_key=True),
     Column("event_id", String(64), primary_key=True),
     Column("received_at", UTCDateTime, nullable=False),
+    Index("ix_processed_events_received", "received_at"),  # migration 2
 )
 
 tasks = Table(

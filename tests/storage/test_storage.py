@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 
 from bot.domain.models import EntryKind, Incident, NewTask, Severity, Status, TimelineEntry
 from storage import Database, Store
@@ -158,3 +158,21 @@ async def test_old_event_ids_are_pruned(store: Store) -> None:
     assert await store.prune_events(T0 - timedelta(days=7)) == 1
     # The pruned id is forgotten; the recent one still turns a retry away.
     assert not await store.record_edit("T1", old, "EvNew", T0)
+
+
+async def test_a_version_1_database_is_brought_to_the_newest_schema(url: str) -> None:
+    from storage.migrations import _initial_schema
+
+    db = Database(url)
+    try:
+        async with db.transaction() as conn:  # as the first release left it
+            await conn.run_sync(metadata.create_all, tables=[schema_migrations])
+            await _initial_schema(conn)
+            await conn.execute(schema_migrations.insert().values(version=1, name="initial schema", applied_at=T0))
+        await db.start()
+        async with db.transaction() as conn:
+            versions = list((await conn.execute(select(schema_migrations.c.version))).scalars())
+            indexes = await conn.run_sync(lambda sync: {i["name"] for i in inspect(sync).get_indexes("processed_events")})
+        assert sorted(versions) == [1, 2] and "ix_processed_events_received" in indexes
+    finally:
+        await db.close()
