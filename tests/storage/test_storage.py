@@ -172,7 +172,8 @@ async def test_a_version_1_database_is_brought_to_the_newest_schema(url: str) ->
         await db.start()
         async with db.transaction() as conn:
             versions = list((await conn.execute(select(schema_migrations.c.version))).scalars())
-            indexes = await conn.run_sync(lambda sync: {i["name"] for i in inspect(sync).get_indexes("processed_events")})
+            found = await conn.run_sync(lambda sync: inspect(sync).get_indexes("processed_events"))
+        indexes = {index["name"] for index in found}
         assert sorted(versions) == [1, 2] and "ix_processed_events_received" in indexes
     finally:
         await db.close()
