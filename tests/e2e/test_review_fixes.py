@@ -126,3 +126,18 @@ async def test_local_days_follow_timezone(slack_at: LocalSlack, clock: ManualClo
     clock.set(datetime(2026, 12, 1, 7, 0, tzinfo=UTC))  # still Nov 30, 23:00 local: same day
     await sweep(bot.ctx)  # type: ignore[arg-type]
     assert len(dm()) == 1
+
+
+async def test_url_verification_challenge_is_echoed(slack: LocalSlack, bot: Runtime) -> None:
+    import hashlib
+    import hmac
+    import json
+    import time
+
+    body = json.dumps({"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+                       "type": "url_verification"}).encode()
+    stamp = str(int(time.time()))
+    signature = "v0=" + hmac.new(SIGNING_SECRET.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
+    delivery = await slack.deliver_raw(body, {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature,
+                                              "Content-Type": "application/json"})
+    assert delivery.status == 200 and "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P" in delivery.body
