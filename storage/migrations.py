@@ -20,10 +20,11 @@ Migration = tuple[int, str, Callable[[AsyncConnection], Awaitable[None]]]
 
 
 async def _initial_schema(conn: AsyncConnection) -> None:
-    """Version 1 as released: every table, no index on event receipt time."""
+    """Version 1 as released: the tables, without what later migrations add."""
     tables = [t for t in schema.metadata.sorted_tables if t is not schema.schema_migrations]
     await conn.run_sync(schema.metadata.create_all, tables=tables)
     await conn.execute(text("DROP INDEX IF EXISTS ix_processed_events_received"))
+    await conn.execute(text("ALTER TABLE incidents DROP COLUMN opening_claimed_at"))
 
 
 async def _index_event_receipt_time(conn: AsyncConnection) -> None:
@@ -31,9 +32,15 @@ async def _index_event_receipt_time(conn: AsyncConnection) -> None:
     await conn.execute(text("CREATE INDEX ix_processed_events_received ON processed_events (received_at)"))
 
 
+async def _claim_for_opening(conn: AsyncConnection) -> None:
+    kind = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    await conn.execute(text(f"ALTER TABLE incidents ADD COLUMN opening_claimed_at {kind}"))
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial schema", _initial_schema),
     (2, "index processed_events by receipt time", _index_event_receipt_time),
+    (3, "incidents.opening_claimed_at", _claim_for_opening),
 ]
 
 

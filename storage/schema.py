@@ -86,6 +86,7 @@ incidents = Table(
     Column("closed_at", UTCDateTime),
     Column("last_activity_at", UTCDateTime, nullable=False),
     Column("nudged_at", UTCDateTime),
+    Column("opening_claimed_at", UTCDateTime),  # migration 3: one process at a time builds the channel
     UniqueConstraint("team_id", "number", name="uq_incidents_number"),
     UniqueConstraint("team_id", "channel_id", name="uq_incidents_channel"),
 )

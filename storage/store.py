@@ -139,6 +139,25 @@ class Store:
             row = (await conn.execute(stmt)).mappings().one()
         return _incident(row)
 
+    async def claim_opening(self, incident_id: int, now: datetime, stale_before: datetime) -> bool:
+        """Takes the right to build this incident's channel; False while another attempt (in any
+        process) holds it. A claim older than `stale_before` was left by a process that died."""
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                incidents.update()
+                .where(
+                    incidents.c.id == incident_id,
+                    incidents.c.state == State.OPENING,
+                    or_(incidents.c.opening_claimed_at.is_(None), incidents.c.opening_claimed_at < stale_before),
+                )
+                .values(opening_claimed_at=now)
+            )
+        return bool(result.rowcount)
+
+    async def release_opening(self, incident_id: int) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(incidents.update().where(incidents.c.id == incident_id).values(opening_claimed_at=None))
+
     async def incident_by_id(self, incident_id: int) -> Incident | None:
         return await self._one_incident(incidents.c.id == incident_id)
 

@@ -65,6 +65,7 @@ class Incident(Model):
     closed_at: datetime | None = None
     last_activity_at: datetime
     nudged_at: datetime | None = None
+    opening_claimed_at: datetime | None = None
 
     @property
     def ref(self) -> str:

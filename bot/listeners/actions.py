@@ -62,6 +62,9 @@ async def retry_opening(ctx: Context, body: dict[str, Any], respond: AsyncRespon
         return
     try:
         incident = await incidents.finish_opening(ctx, incident)
+    except incidents.OpeningInProgress:
+        await respond(text=f"{incident.ref} is being opened right now; its channel will be linked here when ready.")
+        return
     except incidents.StartFailed as failed:
         text, blocks = messages.start_failed(failed.incident, str(failed.error))
         await respond(text=text, blocks=blocks, replace_original=True)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-import weakref
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -40,20 +38,6 @@ class RecordingChannels:
             self._known.pop(channel_id, None)
 
 
-class KeyedLocks:
-    """One asyncio lock per key, e.g. so two Retry clicks on one incident run one after the other."""
-
-    def __init__(self) -> None:
-        self._locks: weakref.WeakValueDictionary[object, asyncio.Lock] = weakref.WeakValueDictionary()
-
-    def __call__(self, key: object) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[key] = lock
-        return lock
-
-
 @dataclass
 class Context:
     settings: Settings
@@ -62,7 +46,6 @@ class Context:
     clock: Clock
     identity: Identity
     recording: RecordingChannels = field(default_factory=RecordingChannels)
-    locks: KeyedLocks = field(default_factory=KeyedLocks)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.domain import rules
 from bot.domain.models import EntryKind, Incident, Severity, State, Status, TimelineEntry
@@ -14,6 +14,8 @@ from bot.ui import messages
 
 log = logging.getLogger(__name__)
 # Slack posts open with an emoji code; the timeline (and the Markdown postmortem) keeps the words.
+# Longer than any opening takes with Slack's retries; a claim older than this was abandoned.
+OPENING_LEASE = timedelta(minutes=2)
 LEADING_EMOJI = re.compile(r"^(:[a-z0-9_+-]+:\s*)+")
 
 
@@ -54,13 +56,22 @@ async def declare(
     return await finish_opening(ctx, incident)
 
 
+class OpeningInProgress(Exception):
+    """Another attempt (a second Retry click, maybe in another process) is opening it right now."""
+
+
 async def finish_opening(ctx: Context, incident: Incident) -> Incident:
     """Each step checks what is already done, so a retry after a failure picks up where it stopped.
-    Attempts on one incident take turns, so two Retry clicks cannot make two channels (one bot
-    process; several processes behind one HTTP endpoint could still race here)."""
-    async with ctx.locks(("opening", incident.id)):
+    A claim in the database lets one attempt at a time work on an incident, in whatever process,
+    so two Retry clicks cannot make two channels."""
+    now = ctx.clock.now()
+    if not await ctx.store.claim_opening(incident.id, now, now - OPENING_LEASE):
+        raise OpeningInProgress(incident.ref)
+    try:
         incident = await ctx.store.incident_by_id(incident.id) or incident
         return await _open_steps(ctx, incident)
+    finally:
+        await ctx.store.release_opening(incident.id)
 
 
 async def _open_steps(ctx: Context, incident: Incident) -> Incident:

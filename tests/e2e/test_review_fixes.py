@@ -47,6 +47,7 @@ async def test_two_retry_clicks_make_one_channel(slack: LocalSlack, bot: Runtime
     assert await bot.idle()
     made = [c for c in slack.channels.values() if c["name"].startswith("inc-1")]
     assert len(made) == 1 and (await incident_row(bot))["state"] == "open"
+    assert (await incident_row(bot))["opening_claimed_at"] is None  # the claim was given back
 
 
 async def test_out_of_order_edits_keep_the_newest_text(slack: LocalSlack, bot: Runtime) -> None:
