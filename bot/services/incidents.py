@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
 from bot.domain import rules
@@ -78,7 +79,7 @@ async def _open_steps(ctx: Context, incident: Incident) -> Incident:
     try:
         incident = await _ensure_channel(ctx, incident)
         await ctx.slack.invite(_channel(incident), [incident.declared_by])
-        await ctx.slack.set_topic(_channel(incident), messages.topic(incident))
+        await _courtesy(ctx.slack.set_topic(_channel(incident), messages.topic(incident)), "set the topic")
         incident = await _ensure_summary(ctx, incident)
         incident = await _ensure_announcement(ctx, incident)
     except SlackError as exc:
@@ -87,6 +88,14 @@ async def _open_steps(ctx: Context, incident: Incident) -> Incident:
     if incident.state is State.OPENING:
         incident = await ctx.store.update_incident(incident.id, state=State.OPEN)
     return incident
+
+
+async def _courtesy(call: Awaitable[None], what: str) -> None:
+    """Topic and pin help people find their way; an incident must not fail for want of them."""
+    try:
+        await call
+    except SlackError as exc:
+        log.warning("could not %s: %s", what, exc)
 
 
 def _channel(incident: Incident) -> str:
@@ -112,7 +121,7 @@ async def _ensure_summary(ctx: Context, incident: Incident) -> Incident:
     ts = await ctx.slack.post(_channel(incident), text, blocks)
     incident = await ctx.store.update_incident(incident.id, summary_ts=ts)
     await record_system(ctx, incident, ts, messages.declared_entry(incident), at=incident.started_at)
-    await ctx.slack.pin(_channel(incident), ts)
+    await _courtesy(ctx.slack.pin(_channel(incident), ts), "pin the summary")
     return incident
 
 
@@ -170,7 +179,7 @@ async def refresh_summary(ctx: Context, incident: Incident) -> None:
         text, blocks = messages.summary(incident, ctx.tz)
         await ctx.slack.update(_channel(incident), incident.summary_ts, text, blocks)
     if incident.state is not State.CLOSED:
-        await ctx.slack.set_topic(_channel(incident), messages.topic(incident))
+        await _courtesy(ctx.slack.set_topic(_channel(incident), messages.topic(incident)), "set the topic")
 
 
 async def set_severity(ctx: Context, incident: Incident, user_id: str, severity: Severity) -> Incident:

@@ -142,3 +142,11 @@ async def test_url_verification_challenge_is_echoed(slack: LocalSlack, bot: Runt
     delivery = await slack.deliver_raw(body, {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature,
                                               "Content-Type": "application/json"})
     assert delivery.status == 200 and "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P" in delivery.body
+
+
+async def test_a_refused_pin_or_topic_does_not_stop_the_incident(slack: LocalSlack, bot: Runtime) -> None:
+    slack.fail_next("pins.add", error="not_pinnable")
+    slack.fail_next("conversations.setTopic", error="too_long")
+    row = await start_incident(slack, bot, "Partial Slack", ALICE, general(slack))
+    assert row["state"] == "open" and row["summary_ts"]
+    assert any("INC-1 is open" in str(e.get("text")) for e in slack.ephemerals)
