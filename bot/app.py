@@ -80,7 +80,9 @@ def build_app(ctx: Context) -> tuple[AsyncApp, TrackedLazyRunner]:
     lazy_runner = TrackedLazyRunner(logging.getLogger("slack_bolt.lazy"))
     # Bolt takes no lazy runner argument; the listener runner's attribute is its only seam.
     app._async_listener_runner.lazy_listener_runner = lazy_runner
-    for surface in (commands, events, views, actions):
+    # Bolt tries listeners in order until one matches: channel messages are by far the most
+    # frequent request, so their listeners come first.
+    for surface in (events, commands, views, actions):
         surface.register(app, ctx)
 
     @app.error
