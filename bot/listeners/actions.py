@@ -8,6 +8,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.domain.models import State
 from bot.listeners import payloads
+from bot.listeners.failures import guarded
 from bot.services import incidents, tasks
 from bot.services.context import Context
 from bot.ui import messages, modals
@@ -21,16 +22,16 @@ def register(app: AsyncApp, ctx: Context) -> None:
         await ack()
 
     async def add_task_row(body: dict[str, Any]) -> None:
-        await grow_close_form(ctx, body)
+        await guarded(ctx, body, "adding a task row", grow_close_form(ctx, body))
 
     async def retry_start(body: dict[str, Any], respond: AsyncRespond) -> None:
-        await retry_opening(ctx, body, respond)
+        await guarded(ctx, body, "opening the incident", retry_opening(ctx, body, respond))
 
     async def task_done(body: dict[str, Any]) -> None:
-        await complete_from_button(ctx, body)
+        await guarded(ctx, body, "marking the task done", complete_from_button(ctx, body))
 
     async def task_snooze(body: dict[str, Any]) -> None:
-        await snooze_from_button(ctx, body)
+        await guarded(ctx, body, "snoozing the task", snooze_from_button(ctx, body))
 
     app.action(Action.ADD_TASK_ROW)(ack=ack_only, lazy=[add_task_row])
     app.action(Action.RETRY_START)(ack=ack_only, lazy=[retry_start])

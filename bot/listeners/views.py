@@ -13,6 +13,7 @@ from bot.domain.closeout import validate_close
 from bot.domain.models import CloseForm, Incident, NewTask, State
 from bot.listeners import payloads
 from bot.listeners.commands import declare_and_report
+from bot.listeners.failures import guarded
 from bot.services import closeout
 from bot.services.context import Context
 from bot.services.notify import tell as services_tell
@@ -28,17 +29,14 @@ def register(app: AsyncApp, ctx: Context) -> None:
 
     async def run_start(body: dict[str, Any], view: dict[str, Any]) -> None:
         if not start_errors(view):
-            await declare_from_modal(ctx, body, view)
+            await guarded(ctx, body, "declaring the incident", declare_from_modal(ctx, body, view))
 
     async def ack_close(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         outcome = await close_outcome(ctx, body, view)
         await (ack(response_action="errors", errors=outcome) if isinstance(outcome, dict) else ack())
 
     async def run_close(body: dict[str, Any], view: dict[str, Any]) -> None:
-        outcome = await close_outcome(ctx, body, view)
-        if not isinstance(outcome, dict):
-            incident, form, tasks = outcome
-            await closeout.close(ctx, incident, form, tasks)
+        await guarded(ctx, body, "closing the incident", close_from_modal(ctx, body, view))
 
     app.view(View.START)(ack=ack_start, lazy=[run_start])
     app.view(View.CLOSE)(ack=ack_close, lazy=[run_close])
@@ -67,6 +65,13 @@ async def declare_from_modal(ctx: Context, body: dict[str, Any], view: dict[str,
         is_private=private,
         origin_channel_id=origin,
     )
+
+
+async def close_from_modal(ctx: Context, body: dict[str, Any], view: dict[str, Any]) -> None:
+    outcome = await close_outcome(ctx, body, view)
+    if not isinstance(outcome, dict):
+        incident, form, tasks = outcome
+        await closeout.close(ctx, incident, form, tasks)
 
 
 async def close_outcome(

@@ -126,6 +126,10 @@ def closed_post(incident: Incident, who: str) -> str:
     return f":white_check_mark: {incident.ref} closed by <@{who}>. The postmortem follows."
 
 
+def something_failed(what: str) -> str:
+    return f"Something went wrong while {what}; it is logged for the operator. Please try again."
+
+
 def publish_failed(incident: Incident, reason: str) -> str:
     return (
         f"{incident.ref} is closed and your answers are saved, but Slack refused a step while "

@@ -150,3 +150,14 @@ async def test_a_refused_pin_or_topic_does_not_stop_the_incident(slack: LocalSla
     row = await start_incident(slack, bot, "Partial Slack", ALICE, general(slack))
     assert row["state"] == "open" and row["summary_ts"]
     assert any("INC-1 is open" in str(e.get("text")) for e in slack.ephemerals)
+
+
+async def test_a_failure_after_the_ack_is_told_to_the_person(slack: LocalSlack, bot: Runtime) -> None:
+    """Work after the ack that fails unexpectedly (here a button carrying a mangled value) is
+    logged and the person hears of it, instead of the silence Bolt's lazy runner would leave."""
+    delivery = await slack.click_button(user_id=BOB, action_id=Action.TASK_DONE, value="not-a-number",
+                                        channel=general(slack))
+    assert delivery.status == 200
+    assert await bot.idle()
+    told = [str(e.get("text")) for e in slack.ephemerals if e.get("user") == BOB]
+    assert any("Something went wrong while marking the task done" in t for t in told), told
