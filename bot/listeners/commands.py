@@ -85,7 +85,7 @@ async def run(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> N
         # The one place a command's unexpected failure is caught: logged with its traceback for
         # the operator, and the person is told instead of being left with silence.
         log.exception("/incident %s failed", sub.name)
-        await respond(text=f"Something went wrong running `/incident {sub.name}`; it is logged. Please try again.")
+        await respond(text=messages.something_failed(f"running `/incident {sub.name}`"))
 
 
 def _rest(command: dict[str, Any]) -> str:
