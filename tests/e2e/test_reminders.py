@@ -171,9 +171,12 @@ async def test_crash_before_sending_is_sent_by_the_next_process(slack_at: LocalS
     clock.set(at(DUE, 9))
     slack_at.hang_next("conversations.open", 5)
     dying = asyncio.create_task(sweep(bot.ctx))  # type: ignore[arg-type]
-    await asyncio.sleep(0.3)  # the sweep has claimed the reminder and waits on Slack
+    for _ in range(100):  # until the sweep has claimed the reminder and waits on Slack
+        if [r["state"] for r in await rows(bot, reminders)] == ["claimed"]:
+            break
+        await asyncio.sleep(0.05)
     dying.cancel()
-    assert dms(slack_at, BOB) == []
+    assert [r["state"] for r in await rows(bot, reminders)] == ["claimed"] and dms(slack_at, BOB) == []
     restarted = await start_bot(slack_at, clock=clock, DATABASE_URL=database_url)
     await _day(restarted, clock, at(DUE, 9, 30))
     assert len(dms(slack_at, BOB)) == 1
