@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from bot.domain import rules
-from bot.domain.models import Incident, Task
+from bot.domain.models import Incident, Task, TaskStatus
 from bot.services.context import Context
 from bot.slack_api import SlackError
 from bot.ui import messages
@@ -59,6 +59,11 @@ async def _send_reminders(ctx: Context, today: date, report: SweepReport) -> Non
         claim = await ctx.store.claim_reminder(task, today, token, now, now - CLAIM_LEASE)
         if claim is None:
             continue  # another process has it, or it went out today already
+        task = await ctx.store.task(task.id) or task
+        if task.status is not TaskStatus.OPEN or not task.next_remind_on or task.next_remind_on > today:
+            # Done or snoozed since the list was read: give the day back, send nothing.
+            await ctx.store.release_reminder(task, today, token)
+            continue
         if task.incident_id not in incidents:
             incidents[task.incident_id] = await ctx.store.incident_by_id(task.incident_id)
         incident = incidents[task.incident_id]
