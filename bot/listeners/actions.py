@@ -59,12 +59,12 @@ async def grow_close_form(ctx: Context, body: dict[str, Any]) -> None:
 async def retry_opening(ctx: Context, body: dict[str, Any], respond: AsyncRespond) -> None:
     incident = await ctx.store.incident_by_id(int(_action(body).get("value") or 0))
     if incident is None or incident.state is not State.OPENING:
-        await respond(text="That incident is open already.", replace_original=True)
+        await respond(text=messages.OPEN_ALREADY, replace_original=True)
         return
     try:
         incident = await incidents.finish_opening(ctx, incident)
     except incidents.OpeningInProgress:
-        await respond(text=f"{incident.ref} is being opened right now; its channel will be linked here when ready.")
+        await respond(text=messages.opening_in_progress(incident))
         return
     except incidents.StartFailed as failed:
         text, blocks = messages.start_failed(failed.incident, str(failed.error))

@@ -39,12 +39,12 @@ def acknowledgement(ctx: Context, command: dict[str, Any]) -> dict[str, Any]:
     if sub.name == "help":
         return {"text": messages.USAGE}
     if sub.name not in HANDLERS:
-        return {"text": f"I don't know `{messages.safe(sub.name, 40)}`.\n{messages.USAGE}"}
+        return {"text": messages.unknown_subcommand(sub.name)}
     try:
         check_grammar(ctx, sub)
     except rules.UsageError as exc:
-        return {"text": f"{exc}\n{messages.USAGE}"}
-    return {"text": "Opening the incident…"} if sub.name == "start" and sub.rest else {}
+        return {"text": messages.with_usage(str(exc))}
+    return {"text": messages.OPENING} if sub.name == "start" and sub.rest else {}
 
 
 def check_grammar(ctx: Context, sub: rules.Subcommand) -> None:
@@ -80,7 +80,7 @@ async def run(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> N
         await respond(text=str(exc))
     except SlackError as exc:
         log.warning("/incident %s failed: %s", sub.name, exc)
-        await respond(text=f"Slack refused a step ({exc.method}: {exc.code}). Please try again.")
+        await respond(text=messages.slack_refused(exc.method, exc.code))
     except Exception:
         # The one place a command's unexpected failure is caught: logged with its traceback for
         # the operator, and the person is told instead of being left with silence.
@@ -97,10 +97,10 @@ async def _incident_here(
 ) -> Incident | None:
     incident = await ctx.store.incident_by_channel(ctx.team_id, command["channel_id"])
     if incident is None:
-        await respond(text="This works in an incident channel. `/incident list` shows the open ones.")
+        await respond(text=messages.NOT_AN_INCIDENT_CHANNEL)
         return None
     if open_only and incident.state is State.CLOSED:
-        await respond(text=f"{incident.ref} is closed already.")
+        await respond(text=messages.closed_already(incident))
         return None
     return incident
 
@@ -161,7 +161,7 @@ async def task(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> 
             [NewTask(description=description, owner_id=owner, due_date=due)],
             command["user_id"],
         )
-        await respond(text=f"Task #{created[0].id} added to {incident.ref}.")
+        await respond(text=messages.task_added_reply(created[0], incident))
 
 
 async def list_tasks(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -191,7 +191,7 @@ async def repost_postmortem(ctx: Context, command: dict[str, Any], respond: Asyn
     if incident is None:
         return
     if incident.state is not State.CLOSED:
-        await respond(text=f"{incident.ref} is still open: `/incident close` writes the postmortem.")
+        await respond(text=messages.still_open(incident))
         return
     await postmortem.publish(ctx, incident)
 

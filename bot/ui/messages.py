@@ -33,6 +33,39 @@ USAGE = "\n".join(
 )
 
 
+OPENING = "Opening the incident…"
+OPEN_ALREADY = "That incident is open already."
+NOT_AN_INCIDENT_CHANNEL = "This works in an incident channel. `/incident list` shows the open ones."
+
+
+def with_usage(problem: str) -> str:
+    return f"{problem}\n{USAGE}"
+
+
+def unknown_subcommand(name: str) -> str:
+    return with_usage(f"I don't know `{safe(name, 40)}`.")
+
+
+def slack_refused(method: str, code: str) -> str:
+    return f"Slack refused a step ({method}: {code}). Please try again."
+
+
+def closed_already(incident: Incident) -> str:
+    return f"{incident.ref} is closed already."
+
+
+def still_open(incident: Incident) -> str:
+    return f"{incident.ref} is still open: `/incident close` writes the postmortem."
+
+
+def opening_in_progress(incident: Incident) -> str:
+    return f"{incident.ref} is being opened right now; its channel will be linked here when ready."
+
+
+def task_added_reply(task: Task, incident: Incident) -> str:
+    return f"Task #{task.id} added to {incident.ref}."
+
+
 def safe(text: str, limit: int = SECTION_LIMIT) -> str:
     """User text made inert for mrkdwn (no pings, no links) and bounded."""
     return escape_mrkdwn(truncate(text, limit))
