@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storage import schema
 
 Migration = tuple[int, str, Callable[[AsyncConnection], Awaitable[None]]]
+# Any fixed 64-bit number, the same in every release: PostgreSQL's advisory lock for migrating.
+MIGRATION_LOCK_KEY = 7_310_436_914_125_521_011
 
 
 async def _initial_schema(conn: AsyncConnection) -> None:
@@ -25,6 +27,7 @@ async def _initial_schema(conn: AsyncConnection) -> None:
     await conn.run_sync(schema.metadata.create_all, tables=tables)
     await conn.execute(text("DROP INDEX IF EXISTS ix_processed_events_received"))
     await conn.execute(text("ALTER TABLE incidents DROP COLUMN opening_claimed_at"))
+    await conn.execute(text("DROP TABLE outbox"))
 
 
 async def _index_event_receipt_time(conn: AsyncConnection) -> None:
@@ -37,15 +40,25 @@ async def _claim_for_opening(conn: AsyncConnection) -> None:
     await conn.execute(text(f"ALTER TABLE incidents ADD COLUMN opening_claimed_at {kind}"))
 
 
+async def _outbox(conn: AsyncConnection) -> None:
+    await conn.run_sync(schema.metadata.create_all, tables=[schema.outbox])
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial schema", _initial_schema),
     (2, "index processed_events by receipt time", _index_event_receipt_time),
     (3, "incidents.opening_claimed_at", _claim_for_opening),
+    (4, "outbox of Slack side effects", _outbox),
 ]
 
 
 async def migrate(conn: AsyncConnection) -> list[int]:
     """Brings the database to the newest schema; returns the versions applied now."""
+    if conn.dialect.name == "postgresql":
+        # Replicas starting together would race on CREATE TABLE (pg_type's unique index): the
+        # first takes this lock, the others wait for its commit and then find nothing to do.
+        # Held until the caller's transaction ends. SQLite's BEGIN IMMEDIATE serializes already.
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
     await conn.run_sync(schema.metadata.create_all, tables=[schema.schema_migrations])
     done = set((await conn.execute(select(schema.schema_migrations.c.version))).scalars())
     if not done and set(await table_names(conn)) == {schema.schema_migrations.name}:
