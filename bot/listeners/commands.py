@@ -12,7 +12,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.domain import rules
 from bot.domain.models import Incident, NewTask, State
-from bot.services import incidents, postmortem, tasks
+from bot.services import incidents, postmortem, tasks, visibility
 from bot.services.context import Context
 from bot.slack_api import SlackError
 from bot.ui import messages, modals
@@ -183,7 +183,8 @@ async def _ref(ctx: Context, incident_id: int) -> str:
 
 async def list_incidents(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
     found = await ctx.store.list_incidents(ctx.team_id, [State.OPEN])
-    await respond(text=messages.incident_list(found, ctx.tz))
+    shown = await visibility.visible_to(ctx, command["user_id"], found)
+    await respond(text=messages.incident_list(shown, ctx.tz))
 
 
 async def repost_postmortem(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:

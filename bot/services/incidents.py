@@ -130,6 +130,7 @@ async def _ensure_announcement(ctx: Context, incident: Incident) -> Incident:
     origin = incident.origin_channel_id
     if (
         incident.announcement_ts
+        or incident.is_private  # nothing of a private incident is said outside its channel
         or not origin
         or origin == incident.channel_id
         or not origin.startswith(("C", "G"))

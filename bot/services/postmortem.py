@@ -109,6 +109,8 @@ async def _file_permalink(ctx: Context, file_id: str) -> str | None:
 
 def _summary_channels(incident: Incident) -> list[str]:
     targets = [incident.channel_id or ""]
-    if incident.announcement_ts and incident.origin_channel_id:
+    # A private incident's impact and root cause stay in its channel, even if it was announced
+    # (an incident made private after its announcement, or one from before this rule).
+    if incident.announcement_ts and incident.origin_channel_id and not incident.is_private:
         targets.append(incident.origin_channel_id)
     return [t for t in targets if t]

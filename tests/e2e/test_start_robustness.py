@@ -434,3 +434,19 @@ async def test_commands_are_acked_within_3s_when_slack_is_slow(slack: LocalSlack
     assert await bot.idle(timeout=60)
     [row] = await incident_rows(bot)
     assert (row["severity"], row["status"]) == ("sev1", "identified")
+
+
+async def test_a_private_incident_is_not_announced_nor_listed_to_outsiders(slack: LocalSlack, bot: Runtime) -> None:
+    view_id = await open_start_modal(slack, bot)
+    await slack.submit_view(view_id, start_values("Customer PII exposed"), user_id=ALICE)
+    assert await bot.idle()
+    [row] = await incident_rows(bot)
+    assert row["is_private"] is True and row["announcement_ts"] is None
+    assert not any("PII" in str(m) for m in slack.messages(general(slack)))
+
+    await slack.send_command("list", user_id=BOB, channel_id=general(slack))
+    await slack.send_command("list", user_id=ALICE, channel_id=general(slack))
+    assert await bot.idle()
+    seen = {e["user"]: e["text"] for e in slack.ephemerals if "incident" in str(e.get("text", "")).lower()}
+    assert "PII" not in seen.get(BOB, "") and "No open incidents" in seen.get(BOB, "")
+    assert "Customer PII exposed" in seen.get(ALICE, "")
