@@ -38,6 +38,27 @@ class RecordingChannels:
             self._known.pop(channel_id, None)
 
 
+# Membership changes rarely during one incident; asking Slack once a minute per channel is
+# plenty, and keeps a busy `/incident list` from spending the rate limit.
+MEMBERS_CACHE_SECONDS = 60.0
+
+
+class ChannelMembers:
+    """Channel id → who is in it, as Slack last said (who may see a private incident)."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[frozenset[str], float]] = {}
+
+    def get(self, channel_id: str) -> frozenset[str] | None:
+        found = self._known.get(channel_id)
+        if found is None or time.monotonic() - found[1] > MEMBERS_CACHE_SECONDS:
+            return None
+        return found[0]
+
+    def remember(self, channel_id: str, members: frozenset[str]) -> None:
+        self._known[channel_id] = (members, time.monotonic())
+
+
 @dataclass
 class Context:
     settings: Settings
@@ -46,6 +67,7 @@ class Context:
     clock: Clock
     identity: Identity
     recording: RecordingChannels = field(default_factory=RecordingChannels)
+    members: ChannelMembers = field(default_factory=ChannelMembers)
 
     @property
     def tz(self) -> ZoneInfo:

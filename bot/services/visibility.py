@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from bot.domain.models import Incident
 from bot.services.context import Context
 from bot.slack_api import SlackError
-
-# Membership changes rarely during one incident; asking Slack once a minute per channel is
-# plenty, and keeps a busy `/incident list` from spending the Tier 4 budget.
-MEMBERS_CACHE_SECONDS = 60.0
-_members: dict[str, tuple[frozenset[str], float]] = {}
 
 
 async def visible_to(ctx: Context, user_id: str, found: Sequence[Incident]) -> list[Incident]:
@@ -28,14 +22,14 @@ async def visible_to(ctx: Context, user_id: str, found: Sequence[Incident]) -> l
 async def channel_members(ctx: Context, channel_id: str | None) -> frozenset[str]:
     if not channel_id:
         return frozenset()
-    cached = _members.get(channel_id)
-    if cached is not None and time.monotonic() - cached[1] < MEMBERS_CACHE_SECONDS:
-        return cached[0]
+    cached = ctx.members.get(channel_id)
+    if cached is not None:
+        return cached
     try:
         members = await _read_members(ctx, channel_id)
     except SlackError:
         return frozenset()
-    _members[channel_id] = (members, time.monotonic())
+    ctx.members.remember(channel_id, members)
     return members
 
 

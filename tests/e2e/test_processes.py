@@ -114,7 +114,8 @@ async def test_killed_bot_loses_no_message(slack: LocalSlack, database_url: str,
     assert sorted(e.text for e in entries) == sorted(f"update {n}" for n in range(60))
 
 
-async def _seed_due_tasks(database_url: str, count: int) -> None:
+async def seed_due_tasks(database_url: str, count: int) -> dict[int, str]:
+    """An open incident with `count` tasks due today; returns task id -> owner."""
     db = Database(database_url)
     await db.start()
     try:
@@ -126,15 +127,17 @@ async def _seed_due_tasks(database_url: str, count: int) -> None:
         incident = await store.update_incident(incident.id, state="open", channel_id="C0SEEDED")
         owners = [BOB, CAROL]
         planned = [(NewTask(description=f"task {n}", owner_id=owners[n % 2]), now.date()) for n in range(count)]
-        await store.add_tasks(incident, planned, ALICE, now)
+        made = await store.add_tasks(incident, planned, ALICE, now)
+        await store.close()
     finally:
         await db.close()
+    return {t.id: t.owner_id for t in made}
 
 
 async def test_two_processes_on_one_sqlite_file_send_each_reminder_once(
     slack: LocalSlack, database_url: str, tmp_path: Any, processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    await _seed_due_tasks(database_url, 40)
+    await seed_due_tasks(database_url, 40)
     extra = {"REMINDER_SWEEP_SECONDS": "1", "REMINDER_NOT_BEFORE": "00:00"}
     ports = [free_port(), free_port()]
     bots = [spawn(bot_env(slack, database_url, port, **extra), tmp_path, processes) for port in ports]

@@ -19,14 +19,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.domain.models import NewTask, Severity, Status
 from sandbox import LocalSlack, payloads
 from sandbox.forms import fill_view
 from sandbox.types import Delivery
-from storage import Database, Store
-from storage.schema import incidents, metadata, outbox, reminders, schema_migrations, timeline_entries
+from storage import Database
+from storage.schema import incidents, metadata, reminders, schema_migrations, timeline_entries
 from tests.conftest import ALICE, BOB, CAROL, general
-from tests.e2e.test_processes import bot_env, free_port, spawn, wait_healthy
+from tests.e2e.test_processes import bot_env, free_port, seed_due_tasks, spawn, wait_healthy
 from tests.loadbalancer import LoadBalancer
 from tests.support import open_view
 
@@ -132,15 +131,6 @@ async def resend_on(slack: LocalSlack, lb: LoadBalancer, envelope: dict[str, Any
     lb.send_next_to(backend)
     return await slack.deliver_event(envelope["event"], event_id=envelope["event_id"], retry_num=retry_num,
                                      retry_reason="http_timeout")
-
-
-async def wait_for_rows(group: Replicas, table: Any, done: Callable[[list[dict[str, Any]]], bool],
-                        timeout: float = 20) -> list[dict[str, Any]]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not done(found := await group.rows(table)):
-        assert asyncio.get_running_loop().time() < deadline, f"{table.name} never settled: {found}"
-        await asyncio.sleep(0.1)
-    return found
 
 
 def last_envelope(slack: LocalSlack) -> dict[str, Any]:
@@ -269,23 +259,6 @@ async def test_retries_racing_their_originals_on_both_replicas_store_each_messag
 
 # ---- (c) reminders ------------------------------------------------------------------------------
 
-async def seed_due_tasks(url: str, count: int) -> dict[int, str]:
-    """An open incident with `count` tasks due today; returns task id -> owner."""
-    db = Database(url)
-    await db.start()
-    try:
-        store = Store(db)
-        now = datetime.now(UTC)
-        incident = await store.create_incident("T0LOCAL", {
-            "title": "Seeded", "severity": Severity.SEV3, "status": Status.INVESTIGATING, "commander_id": ALICE,
-            "declared_by": ALICE, "started_at": now, "last_activity_at": now})
-        incident = await store.update_incident(incident.id, state="open", channel_id="C0SEEDED")
-        planned = [(NewTask(description=f"task {n}", owner_id=(BOB, CAROL)[n % 2]), now.date()) for n in range(count)]
-        made = await store.add_tasks(incident, planned, ALICE, now)
-        await store.close()
-    finally:
-        await db.close()
-    return {t.id: t.owner_id for t in made}
 
 
 def reminder_posts(slack: LocalSlack) -> Counter[tuple[str, int]]:
@@ -394,8 +367,5 @@ async def test_a_close_with_both_replicas_running_publishes_once(
     assert len(files()) == 1 and summaries(slack, channel, "INC-1") == 1
     assert summaries(slack, general(slack), "INC-1") == 1
     assert (await group.rows(incidents))[0]["state"] == "closed"
-    # Once the outbox carries these steps: every one ends done, each key once (no step twice).
-    steps = await wait_for_rows(group, outbox, lambda found: all(s["state"] == "done" for s in found))
-    assert len({s["key"] for s in steps}) == len(steps)
     assert not [e for e in slack.ephemerals if any(w in str(e.get("text")).lower() for w in FAILURE_WORDS)]
     assert group.errors() == []
