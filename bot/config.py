@@ -26,6 +26,7 @@ FIXES: dict[str, str] = {
     "TIMEZONE": "use an IANA time zone name such as UTC or Europe/Berlin",
     "REMINDER_SWEEP_SECONDS": "use a whole number of seconds between 1 and 86400",
     "REMINDER_NOT_BEFORE": "use HH:MM, e.g. 09:00",
+    "RECONCILE_SECONDS": "use a whole number of seconds between 1 and 86400",
     "LOG_LEVEL": "use DEBUG, INFO, WARNING or ERROR",
 }
 
@@ -47,6 +48,7 @@ class Settings(BaseSettings):
     timezone: str = Field(default="UTC", alias="TIMEZONE")
     reminder_sweep_seconds: int = Field(default=60, ge=1, le=86400, alias="REMINDER_SWEEP_SECONDS")
     reminder_not_before: str = Field(default="09:00", alias="REMINDER_NOT_BEFORE")
+    reconcile_seconds: int = Field(default=300, ge=1, le=86400, alias="RECONCILE_SECONDS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
     @field_validator("slack_bot_token")

@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.http import build_web_app
 from bot.jobs.scheduler import SweepSchedule, start_scheduler
 from bot.services.context import Context
+from bot.services.reconcile import Reconciler
 from bot.slack_api import Slack, SlackError, make_client
 from storage import Database, Store
 
@@ -33,6 +34,7 @@ class Runtime:
         self.run_scheduler = run_scheduler
         self.db = Database(settings.database_url)
         self.ctx: Context | None = None
+        self.reconciler: Reconciler | None = None
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
@@ -54,10 +56,11 @@ class Runtime:
         store = Store(self.db)
         await store.save_workspace(identity.team_id, identity.url, identity.bot_user_id)
         self.ctx = Context(self.settings, store, slack, self.clock, identity)
+        self.reconciler = Reconciler(self.ctx)
         app, self._lazy = build_app(self.ctx)
         await (self._start_socket(app) if self.settings.socket_mode else self._start_http(app))
         if self.run_scheduler:
-            self._scheduler = start_scheduler(self.ctx)
+            self._scheduler = start_scheduler(self.ctx, self.reconciler)
 
     async def _start_http(self, app: AsyncApp) -> None:
         secret = self.settings.slack_signing_secret
@@ -76,8 +79,15 @@ class Runtime:
         assert token is not None
         await self._check_app_token(token.get_secret_value())
         self._socket = AsyncSocketModeHandler(app, token.get_secret_value())
+        self._socket.client.message_listeners.append(self._on_socket_message)
         await self._socket.connect_async()
         log.info("Socket Mode: connected")
+
+    async def _on_socket_message(self, _client: object, message: dict[str, object], _raw: str | None) -> None:
+        """Slack says hello on every (re)connection: what was sent while the socket was down is
+        only in the channels' history now. The scheduler's own first pass covers the first hello."""
+        if message.get("type") == "hello" and self._scheduler is not None:
+            self._scheduler.reconcile_soon()
 
     async def _check_app_token(self, token: str) -> None:
         """slack-sdk retries a refused app token forever; ask once so a bad token ends the start."""

@@ -54,14 +54,19 @@ TRANSIENT_ERRORS = frozenset(
 class SlackError(Exception):
     """A Slack call failed; `code` is Slack's error string (or a transport failure)."""
 
-    def __init__(self, method: str, code: str) -> None:
+    def __init__(self, method: str, code: str, retry_after: float | None = None) -> None:
         super().__init__(f"{method}: {code}")
         self.method = method
         self.code = code
+        self.retry_after = retry_after  # seconds, when Slack said how long to wait (429)
 
     @property
     def transient(self) -> bool:
-        return self.code in TRANSIENT_ERRORS or self.code.startswith("transport_error")
+        return (
+            self.code in TRANSIENT_ERRORS
+            or self.code.startswith("transport_error")
+            or (self.code.startswith("http_") and self.code[5:].isdigit() and int(self.code[5:]) >= 500)
+        )
 
 
 class SafeRetryHandler(AsyncRetryHandler):
@@ -115,7 +120,7 @@ class Slack:
             send = getattr(self.client, method.replace(".", "_"))
             response = await send(**_drop_none(args))
         except SlackApiError as exc:
-            raise SlackError(method, _error_code(exc)) from None
+            raise SlackError(method, _error_code(exc), _retry_after(exc)) from None
         except (TimeoutError, ClientError) as exc:
             raise SlackError(method, f"transport_error ({type(exc).__name__})") from None
         return dict(response.data) if isinstance(response.data, dict) else {}
@@ -197,6 +202,15 @@ class Slack:
         except (TimeoutError, ClientError) as exc:
             raise SlackError("files.completeUploadExternal", f"transport_error ({type(exc).__name__})") from None
         return str(response["file"]["id"])
+
+
+def _retry_after(exc: SlackApiError) -> float | None:
+    headers = exc.response.headers or {}
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        return float(value[0] if isinstance(value, list) else value) if value else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _error_code(exc: SlackApiError) -> str:

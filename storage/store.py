@@ -24,6 +24,7 @@ from bot.domain.models import (
 )
 from storage.database import Database
 from storage.entry_writer import EntryWriter, entry_values
+from storage.reconcile import ReconcileRepo
 from storage.schema import (
     counters,
     digests,
@@ -80,6 +81,7 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._entries = EntryWriter(db)
+        self.reconcile = ReconcileRepo(db)
 
     # ---- workspace -------------------------------------------------------------------------
 

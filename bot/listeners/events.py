@@ -8,8 +8,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot import slack_messages
 from bot.domain.rules import ts_to_datetime
-from bot.listeners import payloads
 from bot.services import timeline
 from bot.services.context import Context
 
@@ -43,8 +43,8 @@ async def handle_message(ctx: Context, event: dict[str, Any], event_id: str | No
         # A thread parent deleted while it has replies stays as a tombstone: a deletion to us.
         await _record_deletion(ctx, event, channel, incident.id, str(message.get("ts") or ""), message, event_id)
     elif subtype == "message_changed":
-        if payloads.is_recorded_message(message) and not _is_own(ctx, message):
-            entry = payloads.entry_from_message(message, channel, incident.id)
+        if slack_messages.is_people_message(ctx.identity, message):
+            entry = slack_messages.entry_from_message(message, channel, incident.id)
             edited = message.get("edited") or {}
             edited_at = ts_to_datetime(str(edited.get("ts") or event.get("event_ts") or message["ts"]))
             await timeline.record_edit(ctx, entry.model_copy(update={"edited_at": edited_at}), event_id)
@@ -52,8 +52,8 @@ async def handle_message(ctx: Context, event: dict[str, Any], event_id: str | No
         previous = event.get("previous_message") or {}
         deleted_ts = str(event.get("deleted_ts") or previous.get("ts") or "")
         await _record_deletion(ctx, event, channel, incident.id, deleted_ts, previous, event_id)
-    elif payloads.is_recorded_message(event) and not _is_own(ctx, event):
-        await timeline.record(ctx, payloads.entry_from_message(event, channel, incident.id), event_id)
+    elif slack_messages.is_people_message(ctx.identity, event):
+        await timeline.record(ctx, slack_messages.entry_from_message(event, channel, incident.id), event_id)
 
 
 async def _record_deletion(
@@ -65,19 +65,11 @@ async def _record_deletion(
     previous: dict[str, Any],
     event_id: str | None,
 ) -> None:
-    if not deleted_ts or _is_own(ctx, previous):
+    if not deleted_ts or slack_messages.is_own(ctx.identity, previous):
         return
-    entry = payloads.entry_from_message({**previous, "ts": deleted_ts}, channel, incident_id)
+    entry = slack_messages.entry_from_message({**previous, "ts": deleted_ts}, channel, incident_id)
     deleted_at = ts_to_datetime(str(event.get("event_ts") or event.get("ts") or deleted_ts))
     await timeline.record_deletion(ctx, entry.model_copy(update={"deleted_at": deleted_at}), event_id)
-
-
-def _is_own(ctx: Context, message: dict[str, Any]) -> bool:
-    """The bot records its own posts when it makes them; Slack's echoes of them are skipped."""
-    identity = ctx.identity
-    return message.get("user") == identity.bot_user_id or (
-        bool(identity.bot_id) and message.get("bot_id") == identity.bot_id
-    )
 
 
 async def handle_reaction(ctx: Context, event: dict[str, Any], is_key: bool) -> None:

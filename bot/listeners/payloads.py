@@ -7,13 +7,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from bot.domain.closeout import CloseInput, TaskRow
-from bot.domain.models import EntryKind, FileRef, Severity, TimelineEntry
-from bot.domain.rules import ts_to_datetime
+from bot.domain.models import Severity
 from bot.ui.ids import FIELD, Block, task_block
-
-# Message subtypes that are things people (or integrations) said; the rest (joins, topic
-# changes, pins) are Slack's own bookkeeping and stay out of the timeline.
-RECORDED_SUBTYPES = frozenset({None, "bot_message", "file_share", "thread_broadcast", "me_message"})
 
 
 def state_value(view: dict[str, Any], block_id: str) -> dict[str, Any]:
@@ -69,63 +64,3 @@ def close_form(view: dict[str, Any], rows: int) -> CloseInput:
         improvements=text_of(view, Block.IMPROVEMENTS),
         tasks=tasks,
     )
-
-
-def is_recorded_message(message: dict[str, Any]) -> bool:
-    return message.get("subtype") in RECORDED_SUBTYPES and bool(message.get("ts"))
-
-
-def files_of(message: dict[str, Any]) -> list[FileRef]:
-    return [
-        FileRef(name=str(f.get("name") or f.get("title") or "file"), url=str(f.get("permalink") or ""))
-        for f in message.get("files") or []
-        if isinstance(f, dict)
-    ]
-
-
-def entry_from_message(message: dict[str, Any], channel_id: str, incident_id: int) -> TimelineEntry:
-    """A timeline entry stamped with the message's own ts, never the time it reached us."""
-    is_bot = message.get("subtype") == "bot_message" or (message.get("bot_id") and not message.get("user"))
-    ts = str(message["ts"])
-    return TimelineEntry(
-        incident_id=incident_id,
-        channel_id=channel_id,
-        ts=ts,
-        thread_ts=message.get("thread_ts"),
-        occurred_at=ts_to_datetime(ts),
-        kind=EntryKind.BOT_MESSAGE if is_bot else EntryKind.MESSAGE,
-        author_id=message.get("user") or message.get("bot_id"),
-        author_name=_bot_name(message) if is_bot else None,
-        text=message_text(message),
-        files=files_of(message),
-        is_broadcast=message.get("subtype") == "thread_broadcast",
-    )
-
-
-def message_text(message: dict[str, Any]) -> str:
-    """What the message says. Alerting integrations often post an empty `text` and put the
-    content in attachments or blocks; the timeline needs those words too."""
-    text = str(message.get("text") or "").strip()
-    if text:
-        return text
-    parts = [_attachment_text(a) for a in message.get("attachments") or [] if isinstance(a, dict)]
-    parts += [_block_text(b) for b in message.get("blocks") or [] if isinstance(b, dict)]
-    return "\n".join(p for p in parts if p)
-
-
-def _attachment_text(attachment: dict[str, Any]) -> str:
-    fields = [attachment.get(k) for k in ("pretext", "title", "text")]
-    words = " — ".join(str(f).strip() for f in fields if f and str(f).strip())
-    return words or str(attachment.get("fallback") or "").strip()
-
-
-def _block_text(block: dict[str, Any]) -> str:
-    if block.get("type") in {"section", "header"}:
-        text = block.get("text") or {}
-        return str(text.get("text") or "").strip() if isinstance(text, dict) else ""
-    return ""
-
-
-def _bot_name(message: dict[str, Any]) -> str | None:
-    profile = message.get("bot_profile") or {}
-    return message.get("username") or profile.get("name")

@@ -152,3 +152,49 @@ async def test_two_processes_on_one_sqlite_file_send_each_reminder_once(
     await slack.wait_for(lambda: len(reminded()) == 40, timeout=30)
     await asyncio.sleep(3)  # several more sweeps by both processes
     assert len(reminded()) == 40 and set(reminded().values()) == {1}
+
+
+async def test_restarted_bot_reads_back_what_slack_gave_up_delivering(
+    slack: LocalSlack, database_url: str, tmp_path: Any, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    port = free_port()
+    first = spawn(bot_env(slack, database_url, port), tmp_path, processes)
+    await wait_healthy(port, first)
+    slack.bot_url = f"http://127.0.0.1:{port}/slack/events"
+    slack.delivery_timeout = 2.0
+    await slack.send_command("start Search is down", user_id=ALICE, channel_id=general(slack))
+    await slack.wait_for(lambda: slack.channel_by_name("inc-1-search-is-down") is not None, timeout=10)
+    channel = slack.channel_by_name("inc-1-search-is-down")["id"]  # type: ignore[index]
+    await slack.wait_for(lambda: len(slack.messages(channel)) >= 1, timeout=10)  # opened: summary posted
+    parent, _ = await slack.post_message(channel, user=BOB, text="which shard?")
+    first.kill()
+
+    # Down longer than Slack retries: every delivery fails, and Slack drops them all.
+    said = [(await slack.post_message(channel, user=CAROL, text=f"while down {n}"))[0] for n in range(40)]
+    replies = [(await slack.post_message(channel, user=BOB, text=f"shard {n}", thread_ts=parent))[0]
+               for n in range(3)]
+    await slack.edit_message(channel, said[0], "while down 0, edited")
+    slack.pending_redeliveries.clear()
+
+    second = spawn(bot_env(slack, database_url, port), tmp_path, processes)
+    await wait_healthy(port, second)
+
+    async def people_entries() -> list[Any]:
+        db = Database(database_url)
+        try:
+            store = Store(db)
+            incident = await store.incident_by_number("T0LOCAL", 1)
+            assert incident is not None
+            return [e for e in await store.entries(incident.id) if e.kind != "system"]
+        finally:
+            await db.close()
+
+    for _ in range(75):  # the start-up pass runs in the background; give it up to 15 s
+        entries = await people_entries()
+        if len(entries) >= 44:
+            break
+        await asyncio.sleep(0.2)
+    assert Counter(e.ts for e in entries) == Counter({t: 1 for t in [parent, *said, *replies]})
+    texts = {e.ts: e.text for e in entries}
+    assert texts[said[0]] == "while down 0, edited" and texts[said[39]] == "while down 39"
+    assert all(e.thread_ts == parent for e in entries if e.ts in replies)
