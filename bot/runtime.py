@@ -3,6 +3,7 @@ Production, the tests and the demo all start it through this class."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -12,15 +13,25 @@ from slack_bolt.async_app import AsyncApp
 from bot.app import TrackedLazyRunner, build_app
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.domain.outbox import StepKind
 from bot.http import build_web_app
 from bot.jobs.scheduler import SweepSchedule, start_scheduler
+from bot.services import postmortem, step_handlers
 from bot.services.context import Context
+from bot.services.outbox import Handler, OutboxWorker
 from bot.services.reconcile import Reconciler
 from bot.slack_api import Slack, SlackError, make_client
 from storage import Database, Store
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 10
+STEP_HANDLERS: dict[StepKind, Handler] = {
+    StepKind.POST: step_handlers.run_post,
+    StepKind.ANNOUNCE_TASK: step_handlers.run_announce_task,
+    StepKind.REFRESH_SUMMARY: step_handlers.run_refresh,
+    StepKind.UPLOAD_POSTMORTEM: postmortem.run_upload,
+    StepKind.POSTMORTEM_SUMMARY: postmortem.run_summary,
+}
 
 
 class StartupError(Exception):
@@ -40,6 +51,7 @@ class Runtime:
         self._socket: AsyncSocketModeHandler | None = None
         self._scheduler: SweepSchedule | None = None
         self._lazy: TrackedLazyRunner | None = None
+        self.outbox: OutboxWorker | None = None
 
     async def start(self) -> None:
         await self.db.start()
@@ -57,6 +69,8 @@ class Runtime:
         await store.save_workspace(identity.team_id, identity.url, identity.bot_user_id)
         self.ctx = Context(self.settings, store, slack, self.clock, identity)
         self.reconciler = Reconciler(self.ctx)
+        self.outbox = OutboxWorker(self.ctx, STEP_HANDLERS)
+        self.outbox.start()  # steps left by a previous run (or another replica) go out now
         app, self._lazy = build_app(self.ctx)
         await (self._start_socket(app) if self.settings.socket_mode else self._start_http(app))
         if self.run_scheduler:
@@ -111,14 +125,22 @@ class Runtime:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.idle(SHUTDOWN_GRACE_SECONDS)
+        if self.outbox is not None:
+            await self.outbox.stop()  # what is left waits in the database for the next start
         if self.ctx is not None:
             await self.ctx.store.close()
             await _close_client(self.ctx.slack)
         await self.db.close()
 
     async def idle(self, timeout: float = SHUTDOWN_GRACE_SECONDS) -> bool:
-        """Waits until no work started by a Slack request is running."""
-        return await self._lazy.drain(timeout) if self._lazy else True
+        """Waits until no work started by a Slack request is running and no outbox step is due
+        (steps waiting out a backoff are not waited for)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        drained = await self._lazy.drain(timeout) if self._lazy else True
+        if self.outbox is None:
+            return drained
+        return drained and await self.outbox.settle(max(0.0, deadline - loop.time()))
 
 
 async def _close_client(slack: Slack) -> None:

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import ClientError
+from aiohttp import ClientError, ClientSession, ClientTimeout
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -43,6 +43,7 @@ IDEMPOTENT_METHODS = frozenset(
     }
 )
 HTTP_TIMEOUT_SECONDS = 10
+MAX_SEARCH_PAGES = 10
 
 
 # Failures that say nothing about the request itself: the same call may work later.
@@ -186,10 +187,60 @@ class Slack:
                 return str(message["ts"])
         return None
 
+    async def find_posted(self, channel: str, event_type: str, payload: dict[str, Any], since: str) -> str | None:
+        """The ts of the bot's message in `channel`, posted after `since`, stamped with this metadata.
+        Reads every page from `since` on: a busy channel must not hide the message we look for."""
+        cursor = None
+        for _ in range(MAX_SEARCH_PAGES):
+            page = await self.call(
+                "conversations.history", channel=channel, oldest=since, limit=200, include_all_metadata=True,
+                cursor=cursor,
+            )  # fmt: skip
+            for message in page.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                if metadata.get("event_type") == event_type and metadata.get("event_payload") == payload:
+                    return str(message["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
+
     async def user_name(self, user_id: str) -> str:
         user = (await self.call("users.info", user=user_id))["user"]
         profile = user.get("profile") or {}
         return str(profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user["name"])
+
+    async def reserve_upload(self, filename: str, content: str) -> tuple[str, str]:
+        """files.getUploadURLExternal: the new file's id and where to send its bytes."""
+        data = await self.call("files.getUploadURLExternal", filename=filename, length=len(content.encode()))
+        return str(data["file_id"]), str(data["upload_url"])
+
+    async def send_upload(self, upload_url: str, content: str) -> None:
+        """The bytes of a reserved file. Sending them again replaces them, so a retry is harmless."""
+        try:
+            async with ClientSession() as session, session.post(
+                upload_url, data=content.encode(), timeout=ClientTimeout(total=HTTP_TIMEOUT_SECONDS)
+            ) as response:
+                if response.status >= 500:
+                    raise SlackError("files.upload", f"http_{response.status}")
+                if response.status != 200:
+                    raise SlackError("files.upload", "upload_refused")
+        except (TimeoutError, ClientError) as exc:
+            raise SlackError("files.upload", f"transport_error ({type(exc).__name__})") from None
+
+    async def complete_upload(self, file_id: str, title: str, channel: str, comment: str) -> None:
+        await self.call(
+            "files.completeUploadExternal", files=[{"id": file_id, "title": title}], channel_id=channel,
+            initial_comment=comment,
+        )  # fmt: skip
+
+    async def file_shared_in(self, file_id: str, channel: str) -> bool:
+        """Whether a file is shared in the channel: a completed upload, seen from outside."""
+        file = (await self.call("files.info", file=file_id)).get("file") or {}
+        shares = file.get("shares") or {}
+        places = set(file.get("channels") or []) | set(file.get("groups") or [])
+        places |= set((shares.get("public") or {}).keys()) | set((shares.get("private") or {}).keys())
+        return channel in places
 
     async def upload_markdown(self, channel: str, filename: str, content: str, title: str, comment: str) -> str:
         """Uploads with files.getUploadURLExternal + files.completeUploadExternal; returns file id."""

@@ -27,6 +27,7 @@ async def _initial_schema(conn: AsyncConnection) -> None:
     await conn.run_sync(schema.metadata.create_all, tables=tables)
     await conn.execute(text("DROP INDEX IF EXISTS ix_processed_events_received"))
     await conn.execute(text("ALTER TABLE incidents DROP COLUMN opening_claimed_at"))
+    await conn.execute(text("DROP TABLE outbox"))
 
 
 async def _index_event_receipt_time(conn: AsyncConnection) -> None:
@@ -39,10 +40,15 @@ async def _claim_for_opening(conn: AsyncConnection) -> None:
     await conn.execute(text(f"ALTER TABLE incidents ADD COLUMN opening_claimed_at {kind}"))
 
 
+async def _outbox(conn: AsyncConnection) -> None:
+    await conn.run_sync(schema.metadata.create_all, tables=[schema.outbox])
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial schema", _initial_schema),
     (2, "index processed_events by receipt time", _index_event_receipt_time),
     (3, "incidents.opening_claimed_at", _claim_for_opening),
+    (4, "outbox of Slack side effects", _outbox),
 ]
 
 

@@ -199,6 +199,31 @@ users = Table(
     Column("fetched_at", UTCDateTime, nullable=False),
 )
 
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # migration 4
+    Column("team_id", String(32), nullable=False),
+    Column("lane", String(64), nullable=False),  # steps of a lane run in id order
+    Column("key", String(200), nullable=False),  # idempotency key, stamped on what the step posts
+    Column("kind", String(32), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON
+    Column("state", String(12), nullable=False),  # pending | done | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_by", String(64)),
+    Column("claimed_until", UTCDateTime),
+    Column("progress", Text, nullable=False, default="{}"),  # JSON: what a multi-call step has done
+    Column("last_error", String(200)),
+    Column("actor_id", String(32)),
+    Column("actor_channel", String(32)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("done_at", UTCDateTime),
+    UniqueConstraint("key", name="uq_outbox_key"),
+    Index("ix_outbox_due", "state", "next_attempt_at"),
+    Index("ix_outbox_lane", "lane", "state", "id"),
+)
+
 workspace = Table(
     "workspace",
     metadata,

@@ -22,8 +22,10 @@ from bot.domain.models import (
     TaskStatus,
     TimelineEntry,
 )
+from bot.domain.outbox import NewStep, StepsFor, no_steps
 from storage.database import Database
 from storage.entry_writer import EntryWriter, entry_values
+from storage.outbox import OutboxStore, add_steps
 from storage.reconcile import ReconcileRepo
 from storage.schema import (
     counters,
@@ -82,6 +84,7 @@ class Store:
         self.db = db
         self._entries = EntryWriter(db)
         self.reconcile = ReconcileRepo(db)
+        self.outbox = OutboxStore(db)
 
     # ---- workspace -------------------------------------------------------------------------
 
@@ -135,11 +138,14 @@ class Store:
             row = (await conn.execute(stmt)).mappings().one()
         return _incident(row)
 
-    async def update_incident(self, incident_id: int, **values: Any) -> Incident:
+    async def update_incident(self, incident_id: int, steps: Sequence[NewStep] = (), **values: Any) -> Incident:
+        """Changes the incident and stores the Slack steps the change calls for, in one transaction."""
         async with self.db.transaction() as conn:
             stmt = incidents.update().where(incidents.c.id == incident_id).values(**values).returning(*incidents.c)
             row = (await conn.execute(stmt)).mappings().one()
-        return _incident(row)
+            incident = _incident(row)
+            await add_steps(conn, incident.team_id, steps)
+        return incident
 
     async def claim_opening(self, incident_id: int, now: datetime, stale_before: datetime) -> bool:
         """Takes the right to build this incident's channel; False while another attempt (in any
@@ -192,9 +198,14 @@ class Store:
         return [_incident(r) for r in rows]
 
     async def close_incident(
-        self, incident: Incident, form: CloseForm, new_tasks: Sequence[tuple[NewTask, date | None]]
+        self,
+        incident: Incident,
+        form: CloseForm,
+        new_tasks: Sequence[tuple[NewTask, date | None]],
+        steps: StepsFor = no_steps,
     ) -> tuple[Incident, list[Task]] | None:
-        """Closes, stores the form and the tasks at once; None when it was already closed."""
+        """Closes, stores the form, the tasks and the Slack steps at once; None when it was
+        already closed."""
         async with self.db.transaction() as conn:
             closed = await conn.execute(
                 incidents.update()
@@ -214,7 +225,9 @@ class Store:
                 )
             )
             created = await self._insert_tasks(conn, incident, new_tasks, form.submitted_by, form.submitted_at)
-        return _incident(row), created
+            done = _incident(row)
+            await add_steps(conn, incident.team_id, steps(done, created))
+        return done, created
 
     async def close_form(self, incident_id: int) -> CloseForm | None:
         async with self.db.reading() as conn:
@@ -228,6 +241,13 @@ class Store:
         data = dict(row)
         data["improvements"] = [line for line in data["improvements"].splitlines() if line.strip()]
         return CloseForm.model_validate(data)
+
+    async def published_file(self, incident_id: int) -> str | None:
+        """The id of the postmortem file last shared for this incident."""
+        query = select(postmortems.c.file_id).where(postmortems.c.incident_id == incident_id)
+        async with self.db.reading() as conn:
+            found = await conn.scalar(query)
+        return str(found) if found else None
 
     async def mark_published(self, incident_id: int, file_id: str | None, at: datetime) -> None:
         async with self.db.transaction() as conn:
@@ -325,9 +345,12 @@ class Store:
         new_tasks: Sequence[tuple[NewTask, date | None]],
         created_by: str,
         at: datetime,
+        steps: StepsFor = no_steps,
     ) -> list[Task]:
         async with self.db.transaction() as conn:
-            return await self._insert_tasks(conn, incident, new_tasks, created_by, at)
+            created = await self._insert_tasks(conn, incident, new_tasks, created_by, at)
+            await add_steps(conn, incident.team_id, steps(incident, created))
+        return created
 
     async def _insert_tasks(
         self,
@@ -360,8 +383,11 @@ class Store:
             row = (await conn.execute(select(tasks).where(tasks.c.id == task_id))).mappings().first()
         return _task(row) if row else None
 
-    async def complete_task(self, task_id: int, done_by: str, at: datetime) -> Task | None:
-        """Marks an open task done; None when it was done already (a double click)."""
+    async def complete_task(
+        self, task_id: int, done_by: str, at: datetime, steps: Callable[[Task], Sequence[NewStep]] = lambda _: ()
+    ) -> Task | None:
+        """Marks an open task done, with the steps that say so; None when it was done already
+        (a double click)."""
         async with self.db.transaction() as conn:
             stmt = (
                 tasks.update()
@@ -370,7 +396,11 @@ class Store:
                 .returning(*tasks.c)
             )
             row = (await conn.execute(stmt)).mappings().first()
-        return _task(row) if row else None
+            if row is None:
+                return None
+            task = _task(row)
+            await add_steps(conn, task.team_id, steps(task))
+        return task
 
     async def reschedule_task(self, task_id: int, next_remind_on: date) -> Task | None:
         async with self.db.transaction() as conn:

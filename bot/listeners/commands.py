@@ -194,7 +194,8 @@ async def repost_postmortem(ctx: Context, command: dict[str, Any], respond: Asyn
     if incident.state is not State.CLOSED:
         await respond(text=messages.still_open(incident))
         return
-    await postmortem.publish(ctx, incident)
+    await postmortem.republish(ctx, incident, command["user_id"], command["channel_id"])
+    await respond(text=messages.republishing(incident))
 
 
 HANDLERS: dict[str, Handler] = {

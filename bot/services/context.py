@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -59,6 +60,20 @@ class ChannelMembers:
         self._known[channel_id] = (members, time.monotonic())
 
 
+class Wakeup:
+    """Tells the outbox worker that a step was stored, so it need not wait for its next poll."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def kick(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event.clear()
+
+
 @dataclass
 class Context:
     settings: Settings
@@ -68,6 +83,7 @@ class Context:
     identity: Identity
     recording: RecordingChannels = field(default_factory=RecordingChannels)
     members: ChannelMembers = field(default_factory=ChannelMembers)
+    outbox: Wakeup = field(default_factory=Wakeup)
 
     @property
     def tz(self) -> ZoneInfo:

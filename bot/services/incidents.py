@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.domain import rules
 from bot.domain.models import EntryKind, Incident, Severity, State, Status, TimelineEntry
+from bot.domain.outbox import NewStep
+from bot.services import steps
 from bot.services.context import Context
+from bot.services.steps import LEADING_EMOJI
 from bot.slack_api import SlackError
 from bot.ui import messages
 
 log = logging.getLogger(__name__)
-# Slack posts open with an emoji code; the timeline (and the Markdown postmortem) keeps the words.
 # Longer than any opening takes with Slack's retries; a claim older than this was abandoned.
 OPENING_LEASE = timedelta(minutes=2)
-LEADING_EMOJI = re.compile(r"^(:[a-z0-9_+-]+:\s*)+")
 
 
 class StartFailed(Exception):
@@ -166,13 +167,8 @@ async def record_system(
     await ctx.store.record_entry(ctx.team_id, entry, None, ctx.clock.now())
 
 
-async def announce_change(ctx: Context, incident: Incident, user_id: str, what: str) -> Incident:
-    """Posts a change in the channel, records it, and refreshes the pinned summary and topic."""
-    text = messages.change_post(user_id, what)
-    ts = await ctx.slack.post(_channel(incident), text)
-    await record_system(ctx, incident, ts, text, at=ctx.clock.now(), author=user_id)
-    await refresh_summary(ctx, incident)
-    return incident
+def _say_change(ctx: Context, incident: Incident, user_id: str, what: str) -> list[NewStep]:
+    return steps.change(incident, user_id, what, ctx.clock.now())
 
 
 async def refresh_summary(ctx: Context, incident: Incident) -> None:
@@ -184,40 +180,36 @@ async def refresh_summary(ctx: Context, incident: Incident) -> None:
 
 
 async def set_severity(ctx: Context, incident: Incident, user_id: str, severity: Severity) -> Incident:
-    old = incident.severity
-    incident = await ctx.store.update_incident(incident.id, severity=severity)
-    return await announce_change(
-        ctx, incident, user_id, f"changed severity {old.value.upper()} → {severity.value.upper()}"
-    )
+    what = f"changed severity {incident.severity.value.upper()} → {severity.value.upper()}"
+    return await _change(ctx, incident, user_id, what, severity=severity)
+
+
+async def _change(ctx: Context, incident: Incident, user_id: str, what: str, **values: Any) -> Incident:
+    """Stores the change with the steps that say it in the channel; the outbox posts them."""
+    changed = await ctx.store.update_incident(incident.id, _say_change(ctx, incident, user_id, what), **values)
+    ctx.recording.remember(changed)
+    ctx.outbox.kick()
+    return changed
 
 
 async def set_status(
     ctx: Context, incident: Incident, user_id: str, status: Status, message: str
 ) -> Incident:
-    incident = await ctx.store.update_incident(incident.id, status=status)
     detail = f": {messages.safe(message, 2000)}" if message else ""
-    return await announce_change(ctx, incident, user_id, f"set status to *{status.value}*{detail}")
+    return await _change(ctx, incident, user_id, f"set status to *{status.value}*{detail}", status=status)
 
 
 async def set_commander(ctx: Context, incident: Incident, user_id: str, commander_id: str) -> Incident:
     # Slack first: a person it refuses (unknown, deactivated) must not become the commander.
     await ctx.slack.invite(_channel(incident), [commander_id])
-    incident = await ctx.store.update_incident(incident.id, commander_id=commander_id)
-    return await announce_change(ctx, incident, user_id, f"handed command to <@{commander_id}>")
+    return await _change(ctx, incident, user_id, f"handed command to <@{commander_id}>", commander_id=commander_id)
 
 
 async def add_note(ctx: Context, incident: Incident, user_id: str, raw: str) -> None:
+    """The note is stored as a step at once; the outbox posts it and records it at its time."""
     now = ctx.clock.now()
     at, text = rules.parse_note(raw, now, ctx.tz)
     post = messages.note_post(user_id, at, text, ctx.tz, backdated=at != now)
-    ts = await ctx.slack.post(_channel(incident), post)
-    entry = TimelineEntry(
-        incident_id=incident.id,
-        channel_id=_channel(incident),
-        ts=ts,
-        occurred_at=at,
-        kind=EntryKind.NOTE,
-        author_id=user_id,
-        text=text,
-    )
-    await ctx.store.record_entry(ctx.team_id, entry, None, now)
+    note = steps.post(incident, post, at, user_id, kind=EntryKind.NOTE, entry_text=text)
+    await ctx.store.outbox.enqueue(ctx.team_id, [note])
+    ctx.outbox.kick()

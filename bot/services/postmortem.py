@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.domain.models import EntryKind, Incident, PostmortemReport
+from bot.domain.outbox import NewStep, Step, StepKind, incident_lane, step
 from bot.services.context import Context
+from bot.services.outbox import Progress
+from bot.services.step_handlers import post_once
 from bot.slack_api import SlackError
 from bot.ui.postmortem import BOT_NAME, render_markdown, render_summary_blocks
 from storage import Store
@@ -78,25 +81,53 @@ async def build(ctx: Context, incident: Incident) -> PostmortemReport:
     return draft.model_copy(update={"names": names})
 
 
-async def publish(ctx: Context, incident: Incident) -> str:
-    """Uploads the Markdown to the incident channel and posts the summary there and where the
-    incident was announced. Returns the Markdown."""
-    report = await build(ctx, incident)
-    markdown = render_markdown(report)
+def publish_steps(incident: Incident, actor: tuple[str | None, str | None], at: datetime) -> list[NewStep]:
+    """The file in the incident channel, then the summary there and where it was announced."""
+    lane = incident_lane(incident.id)
+    steps = [step(StepKind.UPLOAD_POSTMORTEM, lane, at, actor, incident_id=incident.id)]
+    steps += [step(StepKind.POSTMORTEM_SUMMARY, lane, at, actor, incident_id=incident.id, channel=channel)
+              for channel in _summary_channels(incident)]  # fmt: skip
+    return steps
+
+
+async def republish(ctx: Context, incident: Incident, user_id: str, channel_id: str | None) -> None:
+    """`/incident postmortem`: the postmortem as it stands now, posted again (a new file)."""
+    await ctx.store.outbox.enqueue(ctx.team_id, publish_steps(incident, (user_id, channel_id), ctx.clock.now()))
+    ctx.outbox.kick()
+
+
+async def run_upload(ctx: Context, step_: Step, progress: Progress) -> None:
+    """files.getUploadURLExternal, the bytes, files.completeUploadExternal. An attempt after one
+    that may have completed asks Slack whether that file is shared already, so a retried publish
+    leaves one file. A reserved file never completed is not shown anywhere; Slack drops it."""
+    incident = await _closed(ctx, int(step_.payload["incident_id"]))
     channel = incident.channel_id or ""
-    file_id = await ctx.slack.upload_markdown(
-        channel,
-        filename=f"{incident.ref.lower()}-postmortem.md",
-        content=markdown,
-        title=f"{incident.ref} postmortem",
-        comment=f"Postmortem of {incident.ref}",
-    )
-    file_url = await _file_permalink(ctx, file_id)
-    text, blocks = render_summary_blocks(report, file_url)
-    for target in _summary_channels(incident):
-        await ctx.slack.post(target, text, blocks)
+    earlier = progress.data.get("file_id")
+    if earlier and step_.may_have_acted and await ctx.slack.file_shared_in(str(earlier), channel):
+        await ctx.store.mark_published(incident.id, str(earlier), ctx.clock.now())
+        return
+    markdown = render_markdown(await build(ctx, incident))
+    file_id, upload_url = await ctx.slack.reserve_upload(f"{incident.ref.lower()}-postmortem.md", markdown)
+    await progress.save(file_id=file_id)
+    await ctx.slack.send_upload(upload_url, markdown)
+    await ctx.slack.complete_upload(file_id, f"{incident.ref} postmortem", channel, f"Postmortem of {incident.ref}")
     await ctx.store.mark_published(incident.id, file_id, ctx.clock.now())
-    return markdown
+
+
+async def run_summary(ctx: Context, step_: Step, progress: Progress) -> None:
+    incident = await _closed(ctx, int(step_.payload["incident_id"]))
+    report = await build(ctx, incident)
+    file_id = await ctx.store.published_file(incident.id)
+    file_url = await _file_permalink(ctx, file_id) if file_id else None
+    text, blocks = render_summary_blocks(report, file_url)
+    await post_once(ctx, step_, progress, str(step_.payload["channel"]), text, blocks)
+
+
+async def _closed(ctx: Context, incident_id: int) -> Incident:
+    incident = await ctx.store.incident_by_id(incident_id)
+    if incident is None:
+        raise SlackError("outbox", "incident_not_found")  # incidents are never deleted
+    return incident
 
 
 async def _file_permalink(ctx: Context, file_id: str) -> str | None:

@@ -7,6 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.domain.models import Incident, Task, TaskStatus
+from bot.domain.outbox import StepKind
 from bot.ui.ids import Action
 from bot.ui.text import escape_mrkdwn, truncate
 
@@ -163,11 +164,31 @@ def something_failed(what: str) -> str:
     return f"Something went wrong while {what}; it is logged for the operator. Please try again."
 
 
-def publish_failed(incident: Incident, reason: str) -> str:
+STEP_WHAT = {
+    StepKind.POST: "posting in the incident channel",
+    StepKind.ANNOUNCE_TASK: "posting a task in the incident channel",
+    StepKind.REFRESH_SUMMARY: "updating the pinned summary",
+    StepKind.UPLOAD_POSTMORTEM: "uploading the postmortem",
+    StepKind.POSTMORTEM_SUMMARY: "posting the postmortem summary",
+}
+
+
+def slack_is_slow(kind: StepKind) -> str:
     return (
-        f"{incident.ref} is closed and your answers are saved, but Slack refused a step while "
-        f"posting the postmortem ({reason}). Run `/incident postmortem` in <#{incident.channel_id}> to post it."
+        f"Your change is saved. Slack is slow to answer, so {STEP_WHAT[kind]} is still in progress; "
+        "it will appear by itself as soon as Slack answers."
     )
+
+
+def step_refused(kind: StepKind, code: str) -> str:
+    return (
+        f"Your change is saved, but Slack refused {STEP_WHAT[kind]} ({code}), so that part did not "
+        "appear. Check that the channel exists, is not archived and has the bot in it."
+    )
+
+
+def republishing(incident: Incident) -> str:
+    return f"Posting the postmortem of {incident.ref} again; it appears in <#{incident.channel_id}> in a moment."
 
 
 def task_line(task: Task, today: date) -> str:

@@ -1,0 +1,124 @@
+"""The outbox worker: carries out stored Slack steps until Slack confirms each.
+
+A service stores a step in the transaction of the change that calls for it and kicks the worker;
+the worker (in this process or any other on the same database) claims it under a lease, runs
+it, and marks it done. A transient failure (429, 5xx, timeout) waits and tries again with
+backoff; a permanent one (channel_not_found, not_in_channel, is_archived, …) stops, and the
+person who acted is told once. Steps of one lane (an incident's channel) run in the order they
+were stored, so the channel reads as things happened."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bot.domain.outbox import CLAIM_LEASE, Step, StepKind, backoff
+from bot.services.context import Context
+from bot.services.notify import tell
+from bot.slack_api import SlackError
+from bot.ui import messages
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0  # how soon a step stored by another replica, or one backing off, is seen
+BATCH = 20
+CONCURRENT_LANES = 4
+
+
+class Progress:
+    """What a step of several calls has done so far, kept in the database as it goes."""
+
+    def __init__(self, ctx: Context, step: Step, worker: str) -> None:
+        self.ctx = ctx
+        self.step = step
+        self.worker = worker
+        self.data: dict[str, Any] = dict(step.progress)
+
+    async def save(self, **values: Any) -> None:
+        self.data.update(values)
+        await self.ctx.store.outbox.save_progress(self.step.id, self.worker, self.data)
+
+
+Handler = Callable[[Context, Step, Progress], Awaitable[None]]
+
+
+class OutboxWorker:
+    def __init__(self, ctx: Context, handlers: dict[StepKind, Handler]) -> None:
+        self.ctx = ctx
+        self.handlers = handlers
+        self.name = f"worker-{uuid.uuid4().hex[:12]}"
+        self._task: asyncio.Task[None] | None = None
+        self._limit = asyncio.Semaphore(CONCURRENT_LANES)
+        self._running: set[asyncio.Task[None]] = set()  # attempts in flight, from any caller
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="outbox-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            ran = await self.run_due()
+            if not ran:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.ctx.outbox.wait(), POLL_SECONDS)
+
+    async def run_due(self) -> int:
+        """Runs every step that may run now (one per lane at a time); returns how many ran."""
+        due = await self.ctx.store.outbox.due(self.ctx.clock.now(), BATCH)
+        attempts = [asyncio.create_task(self._attempt(step)) for step in due]
+        self._running.update(attempts)
+        for attempt in attempts:
+            attempt.add_done_callback(self._running.discard)
+        await asyncio.gather(*attempts)
+        return len(due)
+
+    async def settle(self, timeout: float) -> bool:
+        """Runs steps until none is due now (steps backing off do not count); for shutdown,
+        tests and the demo. False if time ran out first."""
+        try:
+            async with asyncio.timeout(timeout):
+                while await self.run_due() or self._running:
+                    if self._running:
+                        await asyncio.wait(set(self._running))
+        except TimeoutError:
+            return False
+        return True
+
+    async def _attempt(self, due: Step) -> None:
+        async with self._limit:
+            now = self.ctx.clock.now()
+            step = await self.ctx.store.outbox.claim(due.id, self.name, now, now + CLAIM_LEASE)
+            if step is None:
+                return  # another worker has it, or finished it
+            try:
+                await self.handlers[step.kind](self.ctx, step, Progress(self.ctx, step, self.name))
+            except SlackError as exc:
+                await self._failed(step, exc)
+                return
+            await self.ctx.store.outbox.finish(step.id, self.name, self.ctx.clock.now())
+
+    async def _failed(self, step: Step, exc: SlackError) -> None:
+        now = self.ctx.clock.now()
+        if exc.transient:
+            log.info("step %s (%s) will be retried: %s", step.id, step.kind, exc)
+            again_at = now + backoff(step.attempts, exc.retry_after)
+            await self.ctx.store.outbox.retry_later(step.id, self.name, again_at, str(exc))
+            if step.attempts == 1:
+                await self._tell(step, messages.slack_is_slow(step.kind))
+            return
+        log.warning("step %s (%s) refused by Slack for good: %s", step.id, step.kind, exc)
+        if await self.ctx.store.outbox.fail(step.id, self.name, now, str(exc)):
+            await self._tell(step, messages.step_refused(step.kind, exc.code))
+
+    async def _tell(self, step: Step, text: str) -> None:
+        if step.actor_id:
+            await tell(self.ctx, step.actor_id, step.actor_channel, {"text": text})

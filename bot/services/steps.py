@@ -1,0 +1,47 @@
+"""The Slack steps services store with their changes (pure builders; step_handlers carries
+them out)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from bot.domain.models import EntryKind, Incident, Task
+from bot.domain.outbox import NewStep, StepKind, incident_lane, step
+from bot.ui import messages
+
+# Slack posts open with an emoji code; the timeline (and the Markdown postmortem) keeps the words.
+LEADING_EMOJI = re.compile(r"^(:[a-z0-9_+-]+:\s*)+")
+
+
+def post(
+    incident: Incident,
+    text: str,
+    at: datetime,
+    author: str | None,
+    *,
+    kind: EntryKind = EntryKind.SYSTEM,
+    entry_text: str | None = None,
+    actor_channel: str | None = None,
+) -> NewStep:
+    """A post in the incident channel that also becomes a timeline entry at `at`."""
+    return step(
+        StepKind.POST, incident_lane(incident.id), at, (author, actor_channel or incident.channel_id),
+        incident_id=incident.id, channel=incident.channel_id, text=text, said_at=at.isoformat(), author=author,
+        entry_kind=kind.value, entry_text=entry_text if entry_text is not None else LEADING_EMOJI.sub("", text),
+    )  # fmt: skip
+
+
+def refresh(incident: Incident, at: datetime) -> NewStep:
+    return step(StepKind.REFRESH_SUMMARY, incident_lane(incident.id), at, incident_id=incident.id)
+
+
+def announce_task(task: Task, event: str, by: str, at: datetime) -> NewStep:
+    """`event` is "added" or "done"; the text is written from the task when the step runs."""
+    return step(StepKind.ANNOUNCE_TASK, incident_lane(task.incident_id), at, (by, None),
+                task_id=task.id, event=event, by=by, said_at=at.isoformat())  # fmt: skip
+
+
+def change(incident: Incident, user_id: str, what: str, at: datetime) -> list[NewStep]:
+    """A change said in the channel, then the pinned summary and topic brought up to date."""
+    return [post(incident, messages.change_post(user_id, what), at, user_id), refresh(incident, at)]
