@@ -1,9 +1,12 @@
-"""HTTP mode: POST /slack/events and GET /healthz on aiohttp."""
+"""The HTTP listener on aiohttp: POST /slack/events (HTTP mode), GET /healthz and GET /readyz
+(both transports)."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -17,9 +20,32 @@ from storage import Database
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 MAX_BODY_BYTES = 1024 * 1024
+# (reachable, body): what /readyz says about the database and the outbox.
+Readiness = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 
 
-def build_web_app(app: AsyncApp, signing_secret: str, db: Database) -> web.Application:
+def build_web_app(
+    app: AsyncApp | None, signing_secret: str | None, db: Database, readiness: Readiness
+) -> web.Application:
+    """With `app` (HTTP mode) Slack's requests are served too; in Socket Mode only the probes."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        if await db.healthy():
+            return web.json_response({"ok": True})
+        return web.json_response({"ok": False, "error": "database unreachable"}, status=503)
+
+    async def readyz(_: web.Request) -> web.Response:
+        reachable, body = await readiness()
+        return web.json_response(body, status=200 if reachable else 503)
+
+    web_app = web.Application(client_max_size=MAX_BODY_BYTES)
+    web_app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
+    if app is not None and signing_secret is not None:
+        web_app.add_routes([web.post(EVENTS_PATH, _events_handler(app, signing_secret))])
+    return web_app
+
+
+def _events_handler(app: AsyncApp, signing_secret: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     verifier = SignatureVerifier(signing_secret)
 
     async def slack_events(request: web.Request) -> web.Response:
@@ -34,14 +60,7 @@ def build_web_app(app: AsyncApp, signing_secret: str, db: Database) -> web.Appli
         bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
         return await to_aiohttp_response(await app.async_dispatch(bolt_request))
 
-    async def healthz(_: web.Request) -> web.Response:
-        if await db.healthy():
-            return web.json_response({"ok": True})
-        return web.json_response({"ok": False, "error": "database unreachable"}, status=503)
-
-    web_app = web.Application(client_max_size=MAX_BODY_BYTES)
-    web_app.add_routes([web.post(EVENTS_PATH, slack_events), web.get("/healthz", healthz)])
-    return web_app
+    return slack_events
 
 
 def _is_signed(verifier: SignatureVerifier, raw: bytes, headers: dict[str, str]) -> bool:

@@ -21,7 +21,7 @@ from bot.services.context import Context
 from bot.services.outbox import Handler, OutboxWorker
 from bot.services.reconcile import Reconciler
 from bot.slack_api import Slack, SlackError, make_client
-from storage import Database, Store
+from storage import DATABASE_ERRORS, Database, Store
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 10
@@ -79,14 +79,28 @@ class Runtime:
     async def _start_http(self, app: AsyncApp) -> None:
         secret = self.settings.slack_signing_secret
         assert secret is not None, "HTTP mode needs the signing secret (config checks it)"
-        self._runner = web.AppRunner(build_web_app(app, secret.get_secret_value(), self.db))
+        await self._listen(build_web_app(app, secret.get_secret_value(), self.db, self.readiness))
+        log.info(
+            "HTTP mode: listening on %s:%s (POST /slack/events, GET /healthz, GET /readyz)",
+            self.settings.host, self.port,
+        )  # fmt: skip
+
+    async def _listen(self, web_app: web.Application) -> None:
+        self._runner = web.AppRunner(web_app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()
         self.port = self._runner.addresses[0][1]
-        log.info(
-            "HTTP mode: listening on %s:%s (POST /slack/events, GET /healthz)", self.settings.host, self.port
-        )
+
+    async def readiness(self) -> tuple[bool, dict[str, object]]:
+        """What /readyz reports: the database, and how far behind the outbox is."""
+        assert self.ctx is not None
+        try:
+            pending, oldest = await self.ctx.store.outbox.backlog(self.clock.now())
+        except DATABASE_ERRORS:
+            return False, {"ok": False, "database": False, "error": "database unreachable"}
+        return True, {"ok": True, "database": True, "outbox_pending": pending,
+                      "outbox_oldest_s": round(oldest or 0.0, 1)}  # fmt: skip
 
     async def _start_socket(self, app: AsyncApp) -> None:
         token = self.settings.slack_app_token
@@ -95,7 +109,8 @@ class Runtime:
         self._socket = AsyncSocketModeHandler(app, token.get_secret_value())
         self._socket.client.message_listeners.append(self._on_socket_message)
         await self._socket.connect_async()
-        log.info("Socket Mode: connected")
+        await self._listen(build_web_app(None, None, self.db, self.readiness))
+        log.info("Socket Mode: connected; %s:%s serves GET /healthz, GET /readyz", self.settings.host, self.port)
 
     async def _on_socket_message(self, _client: object, message: dict[str, object], _raw: str | None) -> None:
         """Slack says hello on every (re)connection: what was sent while the socket was down is

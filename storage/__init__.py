@@ -1,6 +1,6 @@
 """The only package that knows SQL: engine, migrations and repositories."""
 
-from storage.database import Database
+from storage.database import DATABASE_ERRORS, Database
 from storage.store import Store
 
-__all__ = ["Database", "Store"]
+__all__ = ["DATABASE_ERRORS", "Database", "Store"]

@@ -19,6 +19,11 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 WRITE_OPTION = "incident_bot_write"
 
 
+# What a lost or unreachable database raises, whatever the driver: callers that can answer
+# without it ("cannot reach its database") catch these, and nothing else.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (OperationalError, DBAPIError, OSError)
+
+
 class DatabaseUnavailable(Exception):
     """The database cannot be reached or opened; the message is one line for operators."""
 
@@ -94,7 +99,7 @@ class Database:
         try:
             async with self.reading() as conn:
                 await conn.execute(text("SELECT 1"))
-        except (OperationalError, DBAPIError, OSError):
+        except DATABASE_ERRORS:
             return False
         return True
 

@@ -94,7 +94,7 @@ async def start_bot(database_url: str) -> AsyncIterator[BotFactory]:
         runtime = Runtime(settings_for(local, **overrides), clock=clock or SystemClock(), run_scheduler=False)
         await runtime.start()
         started.append(runtime)
-        if runtime.port is not None:
+        if runtime.port is not None and not runtime.settings.socket_mode:
             local.bot_url = f"http://127.0.0.1:{runtime.port}/slack/events"
         return runtime
 

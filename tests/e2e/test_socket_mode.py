@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -17,9 +18,13 @@ START_LIMIT_SECONDS = 5
 
 async def test_start_over_socket_mode_opens_channel_and_summary(slack: LocalSlack, start_bot: BotFactory) -> None:
     bot = await start_bot(slack, SLACK_APP_TOKEN=slack.app_token)
-    assert bot.port is None, "Socket Mode serves no HTTP endpoint"
     await slack.wait_for(lambda: slack.socket_connected, timeout=10)
     assert slack.bot_url is None  # so the command below can only travel over the socket
+    async with aiohttp.ClientSession() as http:  # the probes are served, Slack's endpoint is not
+        async with http.get(f"http://127.0.0.1:{bot.port}/readyz") as ready:
+            assert ready.status == 200 and (await ready.json())["database"] is True
+        async with http.post(f"http://127.0.0.1:{bot.port}/slack/events", data=b"{}") as events:
+            assert events.status in (404, 405)
 
     delivery = await slack.send_command("start Socket test", user_id=ALICE, channel_id=general(slack))
     assert delivery.status == 200 and delivery.elapsed < 3.0
