@@ -14,6 +14,8 @@ from bot.clock import Clock, ManualClock, SystemClock
 from bot.config import Settings
 from bot.runtime import Runtime
 from sandbox import LocalSlack
+from storage import Database
+from storage.schema import metadata
 
 SPECS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "slack-api-specs"
 SIGNING_SECRET = "local-signing-secret"
@@ -106,6 +108,19 @@ async def start_bot(database_url: str) -> AsyncIterator[BotFactory]:
 @pytest.fixture
 async def bot(slack: LocalSlack, start_bot: BotFactory) -> Runtime:
     return await start_bot(slack)
+
+
+@pytest.fixture
+async def pg_url() -> str:
+    """TEST_DATABASE_URL with blank tables (as tests/storage/test_storage.py leaves them)."""
+    url = os.environ["TEST_DATABASE_URL"]
+    db = Database(url)
+    try:
+        async with db.transaction() as conn:
+            await conn.run_sync(metadata.drop_all)
+    finally:
+        await db.close()
+    return url
 
 
 def general(local: LocalSlack) -> str:

@@ -16,6 +16,7 @@ from bot.services import incidents, postmortem, tasks, visibility
 from bot.services.context import Context
 from bot.slack_api import SlackError
 from bot.ui import messages, modals
+from storage import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 COMMAND = "/incident"
@@ -81,6 +82,9 @@ async def run(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> N
     except SlackError as exc:
         log.warning("/incident %s failed: %s", sub.name, exc)
         await respond(text=messages.slack_refused(exc.method, exc.code))
+    except DATABASE_ERRORS as exc:
+        log.warning("/incident %s: database unreachable: %s", sub.name, type(exc).__name__)
+        await respond(text=messages.database_down(f"running `/incident {sub.name}`"))
     except Exception:
         # The one place a command's unexpected failure is caught: logged with its traceback for
         # the operator, and the person is told instead of being left with silence.

@@ -17,7 +17,9 @@ from bot.listeners.failures import guarded
 from bot.services import closeout
 from bot.services.context import Context
 from bot.services.notify import tell as services_tell
+from bot.ui import messages
 from bot.ui.ids import Block, View
+from storage import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,12 @@ def register(app: AsyncApp, ctx: Context) -> None:
             await guarded(ctx, body, "declaring the incident", declare_from_modal(ctx, body, view))
 
     async def ack_close(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        outcome = await close_outcome(ctx, body, view)
+        try:
+            outcome = await close_outcome(ctx, body, view)
+        except DATABASE_ERRORS:
+            # The form stays open with what was typed, so nothing is lost: submit again later.
+            await ack(response_action="errors", errors={Block.IMPACT: messages.database_down("closing")})
+            return
         await (ack(response_action="errors", errors=outcome) if isinstance(outcome, dict) else ack())
 
     async def run_close(body: dict[str, Any], view: dict[str, Any]) -> None:

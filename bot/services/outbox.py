@@ -21,6 +21,7 @@ from bot.services.context import Context
 from bot.services.notify import tell
 from bot.slack_api import SlackError
 from bot.ui import messages
+from storage import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,12 @@ class OutboxWorker:
 
     async def _loop(self) -> None:
         while True:
-            ran = await self.run_due()
+            try:
+                ran = await self.run_due()
+            except DATABASE_ERRORS as exc:
+                # The steps wait in the database; they go out once it answers again.
+                log.warning("outbox: database unreachable (%s); trying again shortly", type(exc).__name__)
+                ran = 0
             if not ran:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.ctx.outbox.wait(), POLL_SECONDS)
@@ -91,6 +97,8 @@ class OutboxWorker:
                         await asyncio.wait(set(self._running))
         except TimeoutError:
             return False
+        except DATABASE_ERRORS:
+            return False  # no database to ask what is due
         return True
 
     async def _attempt(self, due: Step) -> None:

@@ -160,6 +160,13 @@ def closed_post(incident: Incident, who: str) -> str:
     return f":white_check_mark: {incident.ref} closed by <@{who}>. The postmortem follows."
 
 
+def database_down(what: str) -> str:
+    return (
+        f"The bot cannot reach its database right now, so nothing was changed while {what}. "
+        "Please try again in a minute."
+    )
+
+
 def something_failed(what: str) -> str:
     return f"Something went wrong while {what}; it is logged for the operator. Please try again."
 

@@ -23,7 +23,7 @@ from sandbox import LocalSlack, payloads
 from sandbox.forms import fill_view
 from sandbox.types import Delivery
 from storage import Database
-from storage.schema import incidents, metadata, reminders, schema_migrations, timeline_entries
+from storage.schema import incidents, reminders, schema_migrations, timeline_entries
 from tests.conftest import ALICE, BOB, CAROL, general
 from tests.e2e.test_processes import bot_env, free_port, seed_due_tasks, spawn, wait_healthy
 from tests.loadbalancer import LoadBalancer
@@ -55,19 +55,6 @@ class Replicas:
 
 
 ReplicaFactory = Callable[..., Awaitable[Replicas]]
-
-
-@pytest.fixture
-async def pg_url() -> str:
-    """TEST_DATABASE_URL with blank tables (as tests/storage/test_storage.py leaves them)."""
-    url = os.environ["TEST_DATABASE_URL"]
-    db = Database(url)
-    try:
-        async with db.transaction() as conn:
-            await conn.run_sync(metadata.drop_all)
-    finally:
-        await db.close()
-    return url
 
 
 @pytest.fixture
