@@ -112,6 +112,11 @@ class OutboxWorker:
             except SlackError as exc:
                 await self._failed(step, exc)
                 return
+            except asyncio.CancelledError:
+                # Shutting down mid-step: give the claim back so the next start need not wait
+                # out the lease (the step's own checks make the repeat harmless).
+                await asyncio.shield(self.ctx.store.outbox.retry_later(step.id, self.name, now, "interrupted"))
+                raise
             await self.ctx.store.outbox.finish(step.id, self.name, self.ctx.clock.now())
 
     async def _failed(self, step: Step, exc: SlackError) -> None:

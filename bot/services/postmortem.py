@@ -7,7 +7,7 @@ import logging
 import re
 from datetime import datetime, timedelta
 
-from bot.domain.models import EntryKind, Incident, PostmortemReport
+from bot.domain.models import EntryKind, Incident, PostmortemReport, TimelineEntry
 from bot.domain.outbox import NewStep, Step, StepKind, incident_lane, step
 from bot.services.context import Context
 from bot.services.outbox import Progress
@@ -36,12 +36,21 @@ async def compile_report(
     return PostmortemReport(
         incident=incident,
         form=form,
-        entries=await store.entries(incident.id),
+        entries=said_before_close(incident, await store.entries(incident.id)),
         tasks=await store.tasks_of_incident(incident.id),
         names=names,
         timezone=timezone,
         workspace_url=await store.workspace_url(incident.team_id),
     )
+
+
+def said_before_close(incident: Incident, entries: list[TimelineEntry]) -> list[TimelineEntry]:
+    """The timeline ends at the close. Another replica may record a message or two after it,
+    for the few seconds it still takes the channel for an open one; those are not the incident's."""
+    closed = incident.closed_at
+    if closed is None:
+        return entries
+    return [e for e in entries if e.kind is EntryKind.SYSTEM or e.occurred_at <= closed]
 
 
 def people_in(report: PostmortemReport) -> set[str]:

@@ -90,9 +90,10 @@ class Reconciler:
     """One pass at a time per process; a pass asked for while one runs follows right after it,
     so a reconnection during a pass is never folded into reads made before it."""
 
-    def __init__(self, ctx: Context, pacer: Pacer | None = None) -> None:
+    def __init__(self, ctx: Context, pacer: Callable[[], Pacer] = Pacer) -> None:
         self.ctx = ctx
-        self.pacer = pacer or Pacer()
+        # Tier 3 limits each method on its own: history and replies each get a bucket.
+        self.pacers = {method: pacer() for method in ("conversations.history", "conversations.replies")}
         self._lock = asyncio.Lock()
         self._again = False
 
@@ -101,10 +102,13 @@ class Reconciler:
             self._again = True
             return ReconcileReport()
         async with self._lock:
-            report = await self._pass()
-            while self._again:
-                self._again = False
+            try:
                 report = await self._pass()
+                while self._again:
+                    self._again = False
+                    report = await self._pass()
+            finally:
+                self._again = False
         if report:
             log.info("reconcile: %s", report)
         return report
@@ -123,17 +127,21 @@ class Reconciler:
         return report
 
     async def call(self, report: ReconcileReport, method: str, **args: Any) -> dict[str, Any]:
-        """A paced call; rate limits and Slack's own hiccups are waited out, a page is never skipped."""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            await self.pacer.wait()
+        """A paced call. A rate limit is waited out however often it comes (a page is never
+        skipped); other transient failures are tried MAX_ATTEMPTS times, then the pass moves
+        on to the next channel and the next pass reads this one again."""
+        failures = 0
+        while True:
+            await self.pacers[method].wait()
             report.calls += 1
             try:
                 return await self.ctx.slack.call(method, **args)
             except SlackError as exc:
-                if not exc.transient or (attempt == MAX_ATTEMPTS and exc.code != "ratelimited"):
+                if exc.code != "ratelimited":
+                    failures += 1
+                if not exc.transient or failures >= MAX_ATTEMPTS:
                     raise
-                await asyncio.sleep(exc.retry_after or min(2.0**attempt, 30.0))
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                await asyncio.sleep(exc.retry_after or min(2.0 ** max(failures, 1), 30.0))
 
 
 class ChannelPass:
@@ -147,18 +155,22 @@ class ChannelPass:
         self.channel = incident.channel_id
         self.report = report
         self.held: dict[str, HeldMessage] = {}
+        self.newest_reply: dict[str, str] = {}  # thread ts → newest reply the timeline holds
         # A closed incident takes only what was said before it closed.
         closed = incident.closed_at if incident.state is State.CLOSED else None
         self.latest = _as_ts(closed) if closed else None
 
     async def run(self) -> None:
         self.held = await self.ctx.store.reconcile.held_messages(self.ctx.team_id, self.channel)
+        for ts, held in self.held.items():
+            if held.thread_ts and held.thread_ts != ts:
+                self.newest_reply[held.thread_ts] = max(ts, self.newest_reply.get(held.thread_ts, ts), key=Decimal)
         oldest = _as_ts(self.incident.started_at - CHANNEL_SLACK_BEFORE_DECLARE)
-        changed_threads: list[tuple[str, str]] = []
+        changed_threads: dict[str, str] = {}  # a parent seen on two pages is read once
         async for page in self._pages("conversations.history", oldest=oldest, latest=self.latest):
             await self._apply(page)
-            changed_threads += [(m["ts"], since) for m in page if (since := self._newest_reply_held(m))]
-        for thread_ts, since in changed_threads:
+            changed_threads.update((m["ts"], since) for m in page if (since := self._newest_reply_held(m)))
+        for thread_ts, since in changed_threads.items():
             async for page in self._pages("conversations.replies", ts=thread_ts, oldest=since, latest=self.latest):
                 await self._apply([m for m in page if m.get("ts") != thread_ts])
 
@@ -166,9 +178,7 @@ class ChannelPass:
         """For a thread with replies the timeline lacks: the ts to read its replies from."""
         if not parent.get("reply_count") or not parent.get("latest_reply"):
             return None
-        parent_ts = str(parent["ts"])
-        replies = [ts for ts, held in self.held.items() if held.thread_ts == parent_ts and ts != parent_ts]
-        newest = max(replies, key=Decimal, default=parent_ts)
+        newest = self.newest_reply.get(str(parent["ts"]), str(parent["ts"]))
         return newest if Decimal(str(parent["latest_reply"])) > Decimal(newest) else None
 
     async def _pages(self, method: str, **args: Any) -> AsyncIterator[list[dict[str, Any]]]:

@@ -151,3 +151,27 @@ async def test_whole_flow_on_postgresql(slack_at: LocalSlack, clock: ManualClock
     assert (await incident_row(bot))["state"] == "closed"
     assert len(await task_rows(bot)) == 2
     assert any("500s on /checkout" in f["content"].decode() for f in slack_at.files.values())
+
+
+async def test_messages_recorded_after_the_close_stay_out_of_the_postmortem(
+    slack_at: LocalSlack, clock: ManualClock, start_bot: BotFactory
+) -> None:
+    """Another replica trusts its cache of open channels for a few seconds after a close and may
+    record a message or two after it; the postmortem ends at the close all the same."""
+    from bot.domain.models import EntryKind, TimelineEntry
+    from bot.services.postmortem import compile_report
+
+    bot = await start_bot(slack_at, clock=clock)
+    channel, record = await _open_close_modal(slack_at, bot, clock)
+    await slack_at.submit_view(record["id"], fill_view(record["view"], answers()), user_id=ALICE)
+    assert await bot.idle()
+    assert bot.ctx is not None
+    incident = await bot.ctx.store.incident_by_number(bot.ctx.team_id, 1)
+    assert incident is not None and incident.closed_at is not None
+    late = TimelineEntry(incident_id=incident.id, channel_id=channel, ts="1900000000.000100",
+                         occurred_at=incident.closed_at + timedelta(seconds=5), kind=EntryKind.MESSAGE,
+                         author_id=BOB, text="thanks everyone")
+    assert await bot.ctx.store.record_entry(bot.ctx.team_id, late, None, clock.now())
+    report = await compile_report(bot.ctx.store, incident, "UTC", {})
+    texts = [e.text for e in report.entries]
+    assert "thanks everyone" not in texts and "500s on /checkout" in texts
