@@ -31,6 +31,7 @@ STEP_HANDLERS: dict[StepKind, Handler] = {
     StepKind.REFRESH_SUMMARY: step_handlers.run_refresh,
     StepKind.UPLOAD_POSTMORTEM: postmortem.run_upload,
     StepKind.POSTMORTEM_SUMMARY: postmortem.run_summary,
+    StepKind.UPDATE_REMINDER: step_handlers.run_update_reminder,
 }
 
 

@@ -402,7 +402,9 @@ class Store:
             await add_steps(conn, task.team_id, steps(task))
         return task
 
-    async def reschedule_task(self, task_id: int, next_remind_on: date) -> Task | None:
+    async def reschedule_task(
+        self, task_id: int, next_remind_on: date, steps: Callable[[Task], Sequence[NewStep]] = lambda _: ()
+    ) -> Task | None:
         async with self.db.transaction() as conn:
             stmt = (
                 tasks.update()
@@ -411,7 +413,11 @@ class Store:
                 .returning(*tasks.c)
             )
             row = (await conn.execute(stmt)).mappings().first()
-        return _task(row) if row else None
+            if row is None:
+                return None
+            task = _task(row)
+            await add_steps(conn, task.team_id, steps(task))
+        return task
 
     async def tasks_of_incident(self, incident_id: int, only_open: bool = False) -> list[Task]:
         where = [tasks.c.incident_id == incident_id]

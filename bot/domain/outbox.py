@@ -26,6 +26,7 @@ class StepKind(StrEnum):
     REFRESH_SUMMARY = "refresh_summary"  # the pinned summary and topic, from the incident as it is now
     UPLOAD_POSTMORTEM = "upload_postmortem"  # the Markdown file, shared in the incident channel
     POSTMORTEM_SUMMARY = "postmortem_summary"  # the summary post (with the file's link) in one channel
+    UPDATE_REMINDER = "update_reminder"  # a reminder DM rewritten after Done or Snooze
 
 
 class StepState(StrEnum):
@@ -70,6 +71,11 @@ def no_steps(_incident: Incident, _created: Sequence[Task]) -> Sequence[NewStep]
 
 def incident_lane(incident_id: int) -> str:
     return f"incident:{incident_id}"
+
+
+def message_lane(channel: str, ts: str) -> str:
+    """Rewrites of one message, in the order they were asked for."""
+    return f"message:{channel}:{ts}"
 
 
 def new_key(kind: StepKind, scope: str) -> str:

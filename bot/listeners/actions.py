@@ -74,30 +74,16 @@ async def retry_opening(ctx: Context, body: dict[str, Any], respond: AsyncRespon
 
 
 async def complete_from_button(ctx: Context, body: dict[str, Any]) -> None:
-    task_id = int(_action(body).get("value") or 0)
-    done = await tasks.complete(ctx, task_id, body["user"]["id"])
-    task = done[0] if done else await ctx.store.task(task_id)
-    incident = done[1] if done else (await ctx.store.incident_by_id(task.incident_id) if task else None)
-    if task is None or incident is None:
-        return
-    await _replace_reminder(ctx, body, *messages.reminder_done(task, incident))
+    await tasks.complete(ctx, int(_action(body).get("value") or 0), body["user"]["id"], _clicked_message(body))
 
 
 async def snooze_from_button(ctx: Context, body: dict[str, Any]) -> None:
     action = _action(body)
-    task = await tasks.snooze(ctx, int(action.get("value") or 0), SNOOZE_DAYS[Action(action["action_id"])])
-    if task is None or task.next_remind_on is None:
-        return
-    incident = await ctx.store.incident_by_id(task.incident_id)
-    if incident is None:
-        return
-    await _replace_reminder(ctx, body, *messages.reminder_snoozed(task, incident, task.next_remind_on))
+    days = SNOOZE_DAYS[Action(action["action_id"])]
+    await tasks.snooze(ctx, int(action.get("value") or 0), days, _clicked_message(body))
 
 
-async def _replace_reminder(
-    ctx: Context, body: dict[str, Any], text: str, blocks: list[dict[str, Any]]
-) -> None:
+def _clicked_message(body: dict[str, Any]) -> tuple[str, str] | None:
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
     ts = (body.get("message") or {}).get("ts") or (body.get("container") or {}).get("message_ts")
-    if channel and ts:
-        await ctx.slack.update(channel, ts, text, blocks)
+    return (str(channel), str(ts)) if channel and ts else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.models import EntryKind, Incident, TimelineEntry
+from bot.domain.models import EntryKind, Incident, TaskStatus, TimelineEntry
 from bot.domain.outbox import Step
 from bot.services.context import Context
 from bot.services.incidents import refresh_summary
@@ -82,3 +82,19 @@ async def _record(ctx: Context, incident: Incident, ts: str, at: datetime, kind:
     entry = TimelineEntry(incident_id=incident.id, channel_id=incident.channel_id, ts=ts, occurred_at=at,
                           kind=kind, author_id=author, text=text)  # fmt: skip
     await ctx.store.record_entry(ctx.team_id, entry, None, ctx.clock.now())
+
+
+async def run_update_reminder(ctx: Context, step_: Step, _progress: Progress) -> None:
+    """Done or snoozed, whichever the task is now: a late retry never shows a stale state."""
+    p = step_.payload
+    task = await ctx.store.task(int(p["task_id"]))
+    if task is None:
+        raise SlackError("outbox", "task_not_found")  # tasks are never deleted
+    incident = await _incident(ctx, task.incident_id)
+    if task.status is TaskStatus.DONE:
+        text, blocks = messages.reminder_done(task, incident)
+    elif task.next_remind_on is not None:
+        text, blocks = messages.reminder_snoozed(task, incident, task.next_remind_on)
+    else:
+        return
+    await ctx.slack.update(str(p["channel"]), str(p["ts"]), text, blocks)

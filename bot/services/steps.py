@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 
 from bot.domain.models import EntryKind, Incident, Task
-from bot.domain.outbox import NewStep, StepKind, incident_lane, step
+from bot.domain.outbox import NewStep, StepKind, incident_lane, message_lane, step
 from bot.ui import messages
 
 # Slack posts open with an emoji code; the timeline (and the Markdown postmortem) keeps the words.
@@ -45,3 +45,9 @@ def announce_task(task: Task, event: str, by: str, at: datetime) -> NewStep:
 def change(incident: Incident, user_id: str, what: str, at: datetime) -> list[NewStep]:
     """A change said in the channel, then the pinned summary and topic brought up to date."""
     return [post(incident, messages.change_post(user_id, what), at, user_id), refresh(incident, at)]
+
+
+def update_reminder(task: Task, message: tuple[str, str], at: datetime) -> NewStep:
+    """The reminder DM at `message` (channel, ts) rewritten to the task as it is when the step runs."""
+    channel, ts = message
+    return step(StepKind.UPDATE_REMINDER, message_lane(channel, ts), at, task_id=task.id, channel=channel, ts=ts)

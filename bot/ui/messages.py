@@ -177,6 +177,7 @@ STEP_WHAT = {
     StepKind.REFRESH_SUMMARY: "updating the pinned summary",
     StepKind.UPLOAD_POSTMORTEM: "uploading the postmortem",
     StepKind.POSTMORTEM_SUMMARY: "posting the postmortem summary",
+    StepKind.UPDATE_REMINDER: "updating the reminder",
 }
 
 
