@@ -32,6 +32,7 @@ STEP_HANDLERS: dict[StepKind, Handler] = {
     StepKind.UPLOAD_POSTMORTEM: postmortem.run_upload,
     StepKind.POSTMORTEM_SUMMARY: postmortem.run_summary,
     StepKind.UPDATE_REMINDER: step_handlers.run_update_reminder,
+    StepKind.FINISH_OPENING: step_handlers.run_finish_opening,
 }
 
 

@@ -41,7 +41,7 @@ def _row(team_id: str, new: NewStep) -> dict[str, Any]:
         "payload": json.dumps(new.payload),
         "state": StepState.PENDING.value,
         "attempts": 0,
-        "next_attempt_at": new.at,
+        "next_attempt_at": new.not_before or new.at,
         "progress": "{}",
         "actor_id": new.actor_id,
         "actor_channel": new.actor_channel,
@@ -54,7 +54,7 @@ def _step(row: RowMapping) -> Step:
     data["payload"] = json.loads(data["payload"] or "{}")
     data["progress"] = json.loads(data["progress"] or "{}")
     data["at"] = data["created_at"]
-    for gone in ("claimed_by", "claimed_until", "done_at"):
+    for gone in ("claimed_by", "claimed_until", "done_at", "not_before"):
         data.pop(gone, None)
     return Step.model_validate(data)
 

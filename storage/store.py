@@ -127,7 +127,9 @@ class Store:
         ).returning(counters.c.value)
         return int((await conn.execute(stmt)).scalar_one())
 
-    async def create_incident(self, team_id: str, values: dict[str, Any]) -> Incident:
+    async def create_incident(
+        self, team_id: str, values: dict[str, Any], steps: Callable[[Incident], Sequence[NewStep]] = lambda _: ()
+    ) -> Incident:
         async with self.db.transaction() as conn:
             number = await self._next_number(conn, team_id)
             stmt = (
@@ -135,8 +137,9 @@ class Store:
                 .values(team_id=team_id, number=number, state=State.OPENING, **values)
                 .returning(*incidents.c)
             )
-            row = (await conn.execute(stmt)).mappings().one()
-        return _incident(row)
+            incident = _incident((await conn.execute(stmt)).mappings().one())
+            await add_steps(conn, team_id, steps(incident))
+        return incident
 
     async def update_incident(self, incident_id: int, steps: Sequence[NewStep] = (), **values: Any) -> Incident:
         """Changes the incident and stores the Slack steps the change calls for, in one transaction."""

@@ -27,6 +27,7 @@ class StepKind(StrEnum):
     UPLOAD_POSTMORTEM = "upload_postmortem"  # the Markdown file, shared in the incident channel
     POSTMORTEM_SUMMARY = "postmortem_summary"  # the summary post (with the file's link) in one channel
     UPDATE_REMINDER = "update_reminder"  # a reminder DM rewritten after Done or Snooze
+    FINISH_OPENING = "finish_opening"  # channel, invite, topic, summary, pin, announcement
 
 
 class StepState(StrEnum):
@@ -43,6 +44,7 @@ class NewStep(Model):
     payload: dict[str, Any] = Field(default_factory=dict)
     actor_id: str | None = None  # told once if the step fails for good
     actor_channel: str | None = None
+    not_before: datetime | None = None  # a safety net runs later than it is stored
 
 
 class Step(NewStep):
@@ -71,6 +73,11 @@ def no_steps(_incident: Incident, _created: Sequence[Task]) -> Sequence[NewStep]
 
 def incident_lane(incident_id: int) -> str:
     return f"incident:{incident_id}"
+
+
+def opening_lane(incident_id: int) -> str:
+    """Apart from the incident's own lane: the posts of an open incident never wait for it."""
+    return f"opening:{incident_id}"
 
 
 def message_lane(channel: str, ts: str) -> str:

@@ -54,6 +54,7 @@ async def declare(
             "started_at": now,
             "last_activity_at": now,
         },
+        lambda made: [steps.finish_opening(made, now)],
     )
     return await finish_opening(ctx, incident)
 

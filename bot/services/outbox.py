@@ -30,6 +30,10 @@ BATCH = 20
 CONCURRENT_LANES = 4
 
 
+class TryLater(Exception):
+    """A handler's word that its step cannot run just now (not Slack's failure): back off."""
+
+
 class Progress:
     """What a step of several calls has done so far, kept in the database as it goes."""
 
@@ -111,6 +115,10 @@ class OutboxWorker:
                 await self.handlers[step.kind](self.ctx, step, Progress(self.ctx, step, self.name))
             except SlackError as exc:
                 await self._failed(step, exc)
+                return
+            except TryLater as exc:
+                again_at = self.ctx.clock.now() + backoff(step.attempts, None)
+                await self.ctx.store.outbox.retry_later(step.id, self.name, again_at, str(exc))
                 return
             except asyncio.CancelledError:
                 # Shutting down mid-step: give the claim back so the next start need not wait

@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.domain.models import EntryKind, Incident, TaskStatus, TimelineEntry
+from bot.domain.models import EntryKind, Incident, State, TaskStatus, TimelineEntry
 from bot.domain.outbox import Step
+from bot.services import incidents
 from bot.services.context import Context
 from bot.services.incidents import refresh_summary
-from bot.services.outbox import Progress
+from bot.services.outbox import Progress, TryLater
 from bot.services.steps import LEADING_EMOJI
 from bot.slack_api import SlackError
 from bot.ui import messages
@@ -98,3 +99,15 @@ async def run_update_reminder(ctx: Context, step_: Step, _progress: Progress) ->
     else:
         return
     await ctx.slack.update(str(p["channel"]), str(p["ts"]), text, blocks)
+
+
+async def run_finish_opening(ctx: Context, step_: Step, _progress: Progress) -> None:
+    incident = await _incident(ctx, int(step_.payload["incident_id"]))
+    if incident.state is not State.OPENING:
+        return  # the declare request (or a Retry click) opened it
+    try:
+        await incidents.finish_opening(ctx, incident)
+    except incidents.OpeningInProgress:
+        raise TryLater("another attempt is opening it") from None
+    except incidents.StartFailed as failed:
+        raise failed.error from None

@@ -4,11 +4,15 @@ them out)."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.domain.models import EntryKind, Incident, Task
-from bot.domain.outbox import NewStep, StepKind, incident_lane, message_lane, step
+from bot.domain.outbox import NewStep, StepKind, incident_lane, message_lane, opening_lane, step
 from bot.ui import messages
+
+# The declare request opens the channel itself, at once; this step is the net under it: if that
+# attempt fails on a Slack hiccup, or its process dies, the opening finishes without anyone.
+OPENING_SAFETY_NET = timedelta(seconds=30)
 
 # Slack posts open with an emoji code; the timeline (and the Markdown postmortem) keeps the words.
 LEADING_EMOJI = re.compile(r"^(:[a-z0-9_+-]+:\s*)+")
@@ -51,3 +55,9 @@ def update_reminder(task: Task, message: tuple[str, str], at: datetime) -> NewSt
     """The reminder DM at `message` (channel, ts) rewritten to the task as it is when the step runs."""
     channel, ts = message
     return step(StepKind.UPDATE_REMINDER, message_lane(channel, ts), at, task_id=task.id, channel=channel, ts=ts)
+
+
+def finish_opening(incident: Incident, at: datetime) -> NewStep:
+    """No actor: the declarer hears of the first attempt (and gets a Retry button) directly."""
+    later = step(StepKind.FINISH_OPENING, opening_lane(incident.id), at, incident_id=incident.id)
+    return later.model_copy(update={"not_before": at + OPENING_SAFETY_NET})

@@ -178,6 +178,7 @@ STEP_WHAT = {
     StepKind.UPLOAD_POSTMORTEM: "uploading the postmortem",
     StepKind.POSTMORTEM_SUMMARY: "posting the postmortem summary",
     StepKind.UPDATE_REMINDER: "updating the reminder",
+    StepKind.FINISH_OPENING: "opening the incident channel",
 }
 
 

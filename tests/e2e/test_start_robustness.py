@@ -11,18 +11,20 @@ import json
 import re
 import time
 import urllib.parse
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 from sqlalchemy import select
 
+from bot.clock import ManualClock
 from bot.runtime import Runtime
 from bot.ui.ids import FIELD, Action, Block, View
 from sandbox import LocalSlack
 from sandbox.types import Delivery
 from storage.schema import incidents
-from tests.conftest import ALICE, BOB, SIGNING_SECRET, general
+from tests.conftest import ALICE, BOB, SIGNING_SECRET, BotFactory, general
 
 CHANNEL_NAME = re.compile(r"^[a-z0-9_-]{1,80}$")
 LIVE_MENTIONS = ("<!channel>", "<!here>", f"<@{BOB}>")
@@ -450,3 +452,31 @@ async def test_a_private_incident_is_not_announced_nor_listed_to_outsiders(slack
     seen = {e["user"]: e["text"] for e in slack.ephemerals if "incident" in str(e.get("text", "")).lower()}
     assert "PII" not in seen.get(BOB, "") and "No open incidents" in seen.get(BOB, "")
     assert "Customer PII exposed" in seen.get(ALICE, "")
+
+
+async def test_a_start_slack_failed_finishes_by_itself_without_a_retry_click(
+    slack_at: LocalSlack, clock: ManualClock, start_bot: BotFactory
+) -> None:
+    """Once, a start that Slack failed stayed half-open until a person pressed Retry; now the
+    step stored with the incident finishes it, once, whatever the Retry button does later."""
+    bot = await start_bot(slack_at, clock=clock)
+    slack_at.fail_next("conversations.create", status=500)
+    await slack_at.send_command("start Cache stampede", user_id=ALICE, channel_id=general(slack_at))
+    assert await bot.idle()
+    [row] = await incident_rows(bot)
+    assert row["state"] == "opening"
+
+    slack_at.fail_next("conversations.create", status=503)  # Slack is still unwell at the first net
+    clock.advance(timedelta(seconds=31))
+    assert await bot.idle()
+    assert (await incident_rows(bot))[0]["state"] == "opening"
+    clock.advance(timedelta(minutes=1))  # past the backoff
+    assert await bot.idle()
+    [row] = await incident_rows(bot)
+    assert row["state"] == "open" and [c["name"] for c in incident_channels(slack_at)] == ["inc-1-cache-stampede"]
+    assert sum("INC-1" in m["text"] for m in slack_at.messages(general(slack_at))) == 1  # one announcement
+
+    await slack_at.click_button(user_id=ALICE, action_id=Action.RETRY_START, value=str(row["id"]),
+                                channel=general(slack_at))
+    assert await bot.idle()
+    assert len(incident_channels(slack_at)) == 1 and len(slack_at.messages(row["channel_id"])) == 1
