@@ -140,6 +140,14 @@ class LocalSlack:
 
     # ----- state seeding / reading ----------------------------------------------------
 
+    async def ask_to_reconnect(self) -> None:
+        """Socket Mode: tells connected clients to reconnect, as Slack does every few hours."""
+        await self._hub.ask_to_reconnect()
+
+    @property
+    def socket_hellos(self) -> int:
+        return self._hub.hellos
+
     def add_user(
         self,
         user_id: str,

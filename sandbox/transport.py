@@ -83,6 +83,7 @@ class SocketHub:
         self._connections: list[web.WebSocketResponse] = []
         self._waiting: dict[str, asyncio.Future[JsonDict]] = {}
         self.received: list[JsonDict] = []
+        self.hellos = 0  # connections greeted, reconnections included
 
     @property
     def connected(self) -> bool:
@@ -103,6 +104,7 @@ class SocketHub:
         self._connections.append(ws)
         try:
             await ws.send_json(self._hello())
+            self.hellos += 1
             await self._read_acks(ws)
         finally:
             self._connections.remove(ws)
@@ -145,6 +147,13 @@ class SocketHub:
         payload = ack.get("payload")
         body = json.dumps(payload) if payload is not None else ""
         return Delivery(200, body, payload, time.monotonic() - started)
+
+    async def ask_to_reconnect(self) -> None:
+        """What Slack sends before it rotates a connection: the client opens a new one."""
+        for ws in list(self._connections):
+            if not ws.closed:
+                await ws.send_json({"type": "disconnect", "reason": "refresh_requested",
+                                    "debug_info": {"host": "local-slack"}})  # fmt: skip
 
     async def close(self) -> None:
         for waiter in self._waiting.values():

@@ -53,3 +53,35 @@ async def test_socket_mode_start_fails_fast_on_a_refused_app_token(slack: LocalS
     finally:
         await runtime.stop()
     assert not slack.socket_connected
+
+
+async def test_a_reconnection_reads_back_what_was_said_while_the_socket_was_down(
+    slack: LocalSlack, database_url: str
+) -> None:
+    from tests.support import entry_rows
+
+    runtime = Runtime(settings_for(slack, DATABASE_URL=database_url, SLACK_APP_TOKEN=slack.app_token,
+                                   RECONCILE_SECONDS=3600))  # only start-up and reconnections read back
+    await runtime.start()
+    try:
+        await slack.wait_for(lambda: slack.socket_connected, timeout=10)
+        await slack.send_command("start Socket gap", user_id=ALICE, channel_id=general(slack))
+        assert await runtime.idle()
+        channel = slack.channel_by_name("inc-1-socket-gap")
+        assert channel is not None
+        missed = [(await slack.post_message(channel["id"], user=ALICE, text=f"gap {n}", deliver=False))[0]
+                  for n in range(3)]
+        hellos = slack.socket_hellos
+        await slack.ask_to_reconnect()
+        await slack.wait_for(lambda: slack.socket_hellos > hellos, timeout=10)
+
+        async def recorded() -> set[str]:
+            return {e["ts"] for e in await entry_rows(runtime)}
+
+        for _ in range(50):
+            if set(missed) <= await recorded():
+                break
+            await asyncio.sleep(0.1)
+        assert set(missed) <= await recorded()
+    finally:
+        await runtime.stop()
