@@ -70,17 +70,26 @@ def spawn(env: dict[str, str], cwd: Any, started: list[subprocess.Popen[bytes]])
     return proc
 
 
-async def test_killed_bot_loses_no_message(slack: LocalSlack, database_url: str, tmp_path: Any,
-                                           processes: list[subprocess.Popen[bytes]]) -> None:
+async def bot_with_incident(slack: LocalSlack, database_url: str, tmp_path: Any,
+                            processes: list[subprocess.Popen[bytes]], title: str,
+                            ) -> tuple[subprocess.Popen[bytes], int, str]:  # fmt: skip
+    """A bot process on a free port with INC-1 open (its summary posted); (process, port, channel)."""
     port = free_port()
-    first = spawn(bot_env(slack, database_url, port), tmp_path, processes)
-    await wait_healthy(port, first)
+    proc = spawn(bot_env(slack, database_url, port), tmp_path, processes)
+    await wait_healthy(port, proc)
     slack.bot_url = f"http://127.0.0.1:{port}/slack/events"
     slack.delivery_timeout = 2.0
-    await slack.send_command("start Payments down", user_id=ALICE, channel_id=general(slack))
-    await slack.wait_for(lambda: slack.channel_by_name("inc-1-payments-down") is not None, timeout=10)
-    channel = slack.channel_by_name("inc-1-payments-down")["id"]  # type: ignore[index]
+    await slack.send_command(f"start {title}", user_id=ALICE, channel_id=general(slack))
+    name = "inc-1-" + title.lower().replace(" ", "-")
+    await slack.wait_for(lambda: slack.channel_by_name(name) is not None, timeout=10)
+    channel = str(slack.channel_by_name(name)["id"])  # type: ignore[index]
     await slack.wait_for(lambda: len(slack.messages(channel)) >= 1, timeout=10)
+    return proc, port, channel
+
+
+async def test_killed_bot_loses_no_message(slack: LocalSlack, database_url: str, tmp_path: Any,
+                                           processes: list[subprocess.Popen[bytes]]) -> None:
+    first, port, channel = await bot_with_incident(slack, database_url, tmp_path, processes, "Payments down")
 
     async def say(n: int) -> str:
         ts, _ = await slack.post_message(channel, user=(BOB, CAROL)[n % 2], text=f"update {n}")
@@ -157,15 +166,7 @@ async def test_two_processes_on_one_sqlite_file_send_each_reminder_once(
 async def test_restarted_bot_reads_back_what_slack_gave_up_delivering(
     slack: LocalSlack, database_url: str, tmp_path: Any, processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    port = free_port()
-    first = spawn(bot_env(slack, database_url, port), tmp_path, processes)
-    await wait_healthy(port, first)
-    slack.bot_url = f"http://127.0.0.1:{port}/slack/events"
-    slack.delivery_timeout = 2.0
-    await slack.send_command("start Search is down", user_id=ALICE, channel_id=general(slack))
-    await slack.wait_for(lambda: slack.channel_by_name("inc-1-search-is-down") is not None, timeout=10)
-    channel = slack.channel_by_name("inc-1-search-is-down")["id"]  # type: ignore[index]
-    await slack.wait_for(lambda: len(slack.messages(channel)) >= 1, timeout=10)  # opened: summary posted
+    first, port, channel = await bot_with_incident(slack, database_url, tmp_path, processes, "Search is down")
     parent, _ = await slack.post_message(channel, user=BOB, text="which shard?")
     first.kill()
 
