@@ -1,9 +1,9 @@
 """Outbox delivery rate with Slack answering each Web API call after --latency-ms (100 ms).
 
 One local Slack and one real `Runtime` (HTTP, `run_scheduler=False`); --incidents incidents
-declared by `/incident start`. Then, timed from the worker's kick until
-no step it stored is pending (`store.outbox.backlog(now)` would also count the
-finish-opening safety nets, pending 30 s after each start):
+declared by `/incident start`. Then, timed from the worker's kick until no step the bench stored
+is pending (not `store.outbox.backlog(now)`: that also counts the finish-opening safety nets,
+pending for 30 s after each start):
 
   * --steps POST steps (`bot.services.steps.post`) spread round-robin over every incident's lane;
   * the same number of POST steps all in one lane (the in-order-per-lane ceiling);

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,6 +23,11 @@ from storage.schema import outbox
 async def add_steps(conn: AsyncConnection, team_id: str, steps: Sequence[NewStep]) -> list[int]:
     """Stores steps in the caller's transaction; a key stored before is not stored again."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    if dialect is postgresql:
+        # A lane runs in id order, so ids must be committed in order: two transactions adding to
+        # one lane take turns (held to the commit). SQLite has one writer, so it is so already.
+        for lane in sorted({new.lane for new in steps}):
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:lane))"), {"lane": lane})
     ids = []
     for new in steps:
         stmt = dialect.insert(outbox).values(_row(team_id, new)).on_conflict_do_nothing()
@@ -133,8 +138,12 @@ class OutboxStore:
         return bool(result.rowcount)
 
     async def backlog(self, now: datetime) -> tuple[int, float | None]:
-        """Pending steps and the age in seconds of the oldest, for /readyz."""
-        query = select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.state == StepState.PENDING.value)
+        """Pending steps and the age in seconds of the oldest, for /readyz. A step stored to run
+        later (a safety net) is not behind until its time comes or it has been tried."""
+        behind = or_(outbox.c.next_attempt_at <= now, outbox.c.attempts > 0)
+        query = select(func.count(), func.min(outbox.c.created_at)).where(
+            outbox.c.state == StepState.PENDING.value, behind
+        )
         async with self.db.reading() as conn:
             count, oldest = (await conn.execute(query)).one()
         if not count or oldest is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,9 @@ from storage import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
+# A person waits to see these; the rest appear on their own without a word (a note, a change
+# post), and telling for each of them would flood the person while Slack rate-limits.
+TELL_WHEN_SLOW = frozenset({StepKind.UPLOAD_POSTMORTEM})
 POLL_SECONDS = 1.0  # how soon a step stored by another replica, or one backing off, is seen
 BATCH = 20
 CONCURRENT_LANES = 4
@@ -57,8 +61,7 @@ class OutboxWorker:
         self.handlers = handlers
         self.name = f"worker-{uuid.uuid4().hex[:12]}"
         self._task: asyncio.Task[None] | None = None
-        self._limit = asyncio.Semaphore(CONCURRENT_LANES)
-        self._running: set[asyncio.Task[None]] = set()  # attempts in flight, from any caller
+        self._running: dict[int, asyncio.Task[None]] = {}  # step id -> its attempt, from any caller
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="outbox-worker")
@@ -72,33 +75,46 @@ class OutboxWorker:
     async def _loop(self) -> None:
         while True:
             try:
-                ran = await self.run_due()
+                await self.fill()
             except DATABASE_ERRORS as exc:
                 # The steps wait in the database; they go out once it answers again.
                 log.warning("outbox: database unreachable (%s); trying again shortly", type(exc).__name__)
-                ran = 0
-            if not ran:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.ctx.outbox.wait(), POLL_SECONDS)
+            await self._wait_for_work()
 
-    async def run_due(self) -> int:
-        """Runs every step that may run now (one per lane at a time); returns how many ran."""
+    async def _wait_for_work(self) -> None:
+        """Until a step is stored (a kick), an attempt ends (a free slot, and maybe its lane's
+        next step), or the poll comes round (another replica's steps, the end of a backoff)."""
+        kicked = asyncio.ensure_future(self.ctx.outbox.wait())
+        await asyncio.wait({kicked, *self._running.values()}, timeout=POLL_SECONDS,
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        kicked.cancel()
+
+    async def fill(self) -> int:
+        """Starts an attempt for each step that may run now, while slots are free (one step per
+        lane at a time: a lane's next step is due only once the one before it is settled). A
+        slow step holds its own slot, never the others'. Returns how many it started."""
+        free = CONCURRENT_LANES - len(self._running)
+        if free <= 0:
+            return 0
         due = await self.ctx.store.outbox.due(self.ctx.clock.now(), BATCH)
-        attempts = [asyncio.create_task(self._attempt(step)) for step in due]
-        self._running.update(attempts)
-        for attempt in attempts:
-            attempt.add_done_callback(self._running.discard)
-        await asyncio.gather(*attempts)
-        return len(due)
+        fresh = [step for step in due if step.id not in self._running][:free]
+        for step in fresh:
+            attempt = asyncio.create_task(self._attempt(step))
+            self._running[step.id] = attempt
+            attempt.add_done_callback(functools.partial(self._settled, step.id))
+        return len(fresh)
+
+    def _settled(self, step_id: int, _attempt: asyncio.Task[None]) -> None:
+        self._running.pop(step_id, None)
 
     async def settle(self, timeout: float) -> bool:
         """Runs steps until none is due now (steps backing off do not count); for shutdown,
         tests and the demo. False if time ran out first."""
         try:
             async with asyncio.timeout(timeout):
-                while await self.run_due() or self._running:
+                while await self.fill() or self._running:
                     if self._running:
-                        await asyncio.wait(set(self._running))
+                        await asyncio.wait(set(self._running.values()), return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
             return False
         except DATABASE_ERRORS:
@@ -106,26 +122,25 @@ class OutboxWorker:
         return True
 
     async def _attempt(self, due: Step) -> None:
-        async with self._limit:
-            now = self.ctx.clock.now()
-            step = await self.ctx.store.outbox.claim(due.id, self.name, now, now + CLAIM_LEASE)
-            if step is None:
-                return  # another worker has it, or finished it
-            try:
-                await self.handlers[step.kind](self.ctx, step, Progress(self.ctx, step, self.name))
-            except SlackError as exc:
-                await self._failed(step, exc)
-                return
-            except TryLater as exc:
-                again_at = self.ctx.clock.now() + backoff(step.attempts, None)
-                await self.ctx.store.outbox.retry_later(step.id, self.name, again_at, str(exc))
-                return
-            except asyncio.CancelledError:
-                # Shutting down mid-step: give the claim back so the next start need not wait
-                # out the lease (the step's own checks make the repeat harmless).
-                await asyncio.shield(self.ctx.store.outbox.retry_later(step.id, self.name, now, "interrupted"))
-                raise
-            await self.ctx.store.outbox.finish(step.id, self.name, self.ctx.clock.now())
+        now = self.ctx.clock.now()
+        step = await self.ctx.store.outbox.claim(due.id, self.name, now, now + CLAIM_LEASE)
+        if step is None:
+            return  # another worker has it, or finished it
+        try:
+            await self.handlers[step.kind](self.ctx, step, Progress(self.ctx, step, self.name))
+        except SlackError as exc:
+            await self._failed(step, exc)
+            return
+        except TryLater as exc:
+            again_at = self.ctx.clock.now() + backoff(step.attempts, None)
+            await self.ctx.store.outbox.retry_later(step.id, self.name, again_at, str(exc))
+            return
+        except asyncio.CancelledError:
+            # Shutting down mid-step: give the claim back so the next start need not wait
+            # out the lease (the step's own checks make the repeat harmless).
+            await asyncio.shield(self.ctx.store.outbox.retry_later(step.id, self.name, now, "interrupted"))
+            raise
+        await self.ctx.store.outbox.finish(step.id, self.name, self.ctx.clock.now())
 
     async def _failed(self, step: Step, exc: SlackError) -> None:
         now = self.ctx.clock.now()
@@ -133,7 +148,7 @@ class OutboxWorker:
             log.info("step %s (%s) will be retried: %s", step.id, step.kind, exc)
             again_at = now + backoff(step.attempts, exc.retry_after)
             await self.ctx.store.outbox.retry_later(step.id, self.name, again_at, str(exc))
-            if step.attempts == 1:
+            if step.attempts == 1 and step.kind in TELL_WHEN_SLOW:
                 await self._tell(step, messages.slack_is_slow(step.kind))
             return
         log.warning("step %s (%s) refused by Slack for good: %s", step.id, step.kind, exc)
