@@ -28,6 +28,7 @@ FIXES: dict[str, str] = {
     "REMINDER_NOT_BEFORE": "use HH:MM, e.g. 09:00",
     "RECONCILE_SECONDS": "use a whole number of seconds between 1 and 86400",
     "LOG_LEVEL": "use DEBUG, INFO, WARNING or ERROR",
+    "ALERT_CHANNEL": "use a channel id such as C0123ABCD (channel details → About → Channel ID)",
 }
 
 
@@ -50,6 +51,9 @@ class Settings(BaseSettings):
     reminder_not_before: str = Field(default="09:00", alias="REMINDER_NOT_BEFORE")
     reconcile_seconds: int = Field(default=300, ge=1, le=86400, alias="RECONCILE_SECONDS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    alert_webhook_token: SecretStr | None = Field(default=None, alias="ALERT_WEBHOOK_TOKEN")
+    pagerduty_webhook_secret: SecretStr | None = Field(default=None, alias="PAGERDUTY_WEBHOOK_SECRET")
+    alert_channel: str | None = Field(default=None, alias="ALERT_CHANNEL")
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -67,7 +71,16 @@ class Settings(BaseSettings):
             raise ValueError("must start with xapp-")
         return value
 
-    @field_validator("slack_signing_secret")
+    @field_validator("alert_channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.fullmatch(r"[CG][A-Z0-9]{2,}", value.strip()):
+            raise ValueError("must be a channel id")
+        return value.strip()
+
+    @field_validator("slack_signing_secret", "alert_webhook_token", "pagerduty_webhook_secret")
     @classmethod
     def _empty_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value() else None

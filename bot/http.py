@@ -19,15 +19,24 @@ from storage import Database
 
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
+ALERTS_PATH = "/alerts/{source}"
 MAX_BODY_BYTES = 1024 * 1024
 # (reachable, body): what /readyz says about the database and the outbox.
 Readiness = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 
 
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
 def build_web_app(
-    app: AsyncApp | None, signing_secret: str | None, db: Database, readiness: Readiness
+    app: AsyncApp | None,
+    signing_secret: str | None,
+    db: Database,
+    readiness: Readiness,
+    alerts: Handler | None = None,
 ) -> web.Application:
-    """With `app` (HTTP mode) Slack's requests are served too; in Socket Mode only the probes."""
+    """With `app` (HTTP mode) Slack's requests are served too; in Socket Mode only the probes
+    and, when alert intake is on, POST /alerts/<source>."""
 
     async def healthz(_: web.Request) -> web.Response:
         if await db.healthy():
@@ -42,10 +51,12 @@ def build_web_app(
     web_app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
     if app is not None and signing_secret is not None:
         web_app.add_routes([web.post(EVENTS_PATH, _events_handler(app, signing_secret))])
+    if alerts is not None:
+        web_app.add_routes([web.post(ALERTS_PATH, alerts)])
     return web_app
 
 
-def _events_handler(app: AsyncApp, signing_secret: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _events_handler(app: AsyncApp, signing_secret: str) -> Handler:
     verifier = SignatureVerifier(signing_secret)
 
     async def slack_events(request: web.Request) -> web.Response:

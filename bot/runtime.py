@@ -14,8 +14,10 @@ from bot.app import TrackedLazyRunner, build_app
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.domain.outbox import StepKind
+from bot.http import Handler as WebHandler
 from bot.http import build_web_app
 from bot.jobs.scheduler import SweepSchedule, start_scheduler
+from bot.listeners.alerts import alert_handler
 from bot.services import postmortem, step_handlers
 from bot.services.context import Context
 from bot.services.outbox import Handler, OutboxWorker
@@ -81,11 +83,15 @@ class Runtime:
     async def _start_http(self, app: AsyncApp) -> None:
         secret = self.settings.slack_signing_secret
         assert secret is not None, "HTTP mode needs the signing secret (config checks it)"
-        await self._listen(build_web_app(app, secret.get_secret_value(), self.db, self.readiness))
+        await self._listen(build_web_app(app, secret.get_secret_value(), self.db, self.readiness, self._alerts()))
         log.info(
             "HTTP mode: listening on %s:%s (POST /slack/events, GET /healthz, GET /readyz)",
             self.settings.host, self.port,
         )  # fmt: skip
+
+    def _alerts(self) -> WebHandler | None:
+        assert self.ctx is not None
+        return alert_handler(self.ctx)
 
     async def _listen(self, web_app: web.Application) -> None:
         self._runner = web.AppRunner(web_app)
@@ -111,7 +117,7 @@ class Runtime:
         self._socket = AsyncSocketModeHandler(app, token.get_secret_value())
         self._socket.client.message_listeners.append(self._on_socket_message)
         await self._socket.connect_async()
-        await self._listen(build_web_app(None, None, self.db, self.readiness))
+        await self._listen(build_web_app(None, None, self.db, self.readiness, self._alerts()))
         log.info("Socket Mode: connected; %s:%s serves GET /healthz, GET /readyz", self.settings.host, self.port)
 
     async def _on_socket_message(self, _client: object, message: dict[str, object], _raw: str | None) -> None:

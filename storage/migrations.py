@@ -28,6 +28,9 @@ async def _initial_schema(conn: AsyncConnection) -> None:
     await conn.execute(text("DROP INDEX IF EXISTS ix_processed_events_received"))
     await conn.execute(text("ALTER TABLE incidents DROP COLUMN opening_claimed_at"))
     await conn.execute(text("DROP TABLE outbox"))
+    await conn.execute(text("DROP INDEX ix_incidents_alert_key"))
+    for column in ALERT_COLUMNS:
+        await conn.execute(text(f"ALTER TABLE incidents DROP COLUMN {column}"))
 
 
 async def _index_event_receipt_time(conn: AsyncConnection) -> None:
@@ -44,11 +47,29 @@ async def _outbox(conn: AsyncConnection) -> None:
     await conn.run_sync(schema.metadata.create_all, tables=[schema.outbox])
 
 
+ALERT_COLUMNS = {
+    "alert_source": "VARCHAR(16)",
+    "alert_key": "TEXT",
+    "alert_state": "TEXT",
+    "impact_started_at": None,  # a timestamp with time zone
+    "impact_ended_at": None,
+    "previous_incident_id": "INTEGER",
+}
+
+
+async def _alert_columns(conn: AsyncConnection) -> None:
+    moment = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    for column, kind in ALERT_COLUMNS.items():
+        await conn.execute(text(f"ALTER TABLE incidents ADD COLUMN {column} {kind or moment}"))
+    await conn.execute(text("CREATE INDEX ix_incidents_alert_key ON incidents (team_id, alert_key)"))
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial schema", _initial_schema),
     (2, "index processed_events by receipt time", _index_event_receipt_time),
     (3, "incidents.opening_claimed_at", _claim_for_opening),
     (4, "outbox of Slack side effects", _outbox),
+    (5, "incidents declared from alerts", _alert_columns),
 ]
 
 

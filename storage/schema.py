@@ -87,6 +87,14 @@ incidents = Table(
     Column("last_activity_at", UTCDateTime, nullable=False),
     Column("nudged_at", UTCDateTime),
     Column("opening_claimed_at", UTCDateTime),  # migration 3: one process at a time builds the channel
+    # migration 5: incidents declared from alerts
+    Column("alert_source", String(16)),
+    Column("alert_key", Text),  # the dedup key: one open incident per key
+    Column("alert_state", Text),  # JSON: alert fingerprint -> firing|resolved, as last notified
+    Column("impact_started_at", UTCDateTime),  # what the alert says (startsAt); pre-fills the close form
+    Column("impact_ended_at", UTCDateTime),  # all resolved (endsAt)
+    Column("previous_incident_id", Integer),  # the closed incident of the same key, when it fires again
+    Index("ix_incidents_alert_key", "team_id", "alert_key"),
     UniqueConstraint("team_id", "number", name="uq_incidents_number"),
     UniqueConstraint("team_id", "channel_id", name="uq_incidents_channel"),
 )

@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,12 +22,13 @@ from bot.domain.models import (
     TimelineEntry,
 )
 from bot.domain.outbox import NewStep, StepsFor, no_steps
+from storage.alerts import AlertRepo
+from storage.common import dialect_insert, next_number
 from storage.database import Database
 from storage.entry_writer import EntryWriter, entry_values
 from storage.outbox import OutboxStore, add_steps
 from storage.reconcile import ReconcileRepo
 from storage.schema import (
-    counters,
     digests,
     incidents,
     postmortems,
@@ -40,11 +40,7 @@ from storage.schema import (
     workspace,
 )
 
-
-def _insert(conn: AsyncConnection, table: Any) -> Any:
-    """An INSERT that knows ON CONFLICT in both dialects."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+_insert = dialect_insert
 
 
 def _incident(row: RowMapping) -> Incident:
@@ -85,6 +81,7 @@ class Store:
         self._entries = EntryWriter(db)
         self.reconcile = ReconcileRepo(db)
         self.outbox = OutboxStore(db)
+        self.alerts = AlertRepo(db)
 
     # ---- workspace -------------------------------------------------------------------------
 
@@ -121,11 +118,7 @@ class Store:
     # ---- incidents -------------------------------------------------------------------------
 
     async def _next_number(self, conn: AsyncConnection, team_id: str) -> int:
-        stmt = _insert(conn, counters).values(team_id=team_id, name="incident", value=1)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["team_id", "name"], set_={"value": counters.c.value + 1}
-        ).returning(counters.c.value)
-        return int((await conn.execute(stmt)).scalar_one())
+        return await next_number(conn, team_id)
 
     async def create_incident(
         self, team_id: str, values: dict[str, Any], steps: Callable[[Incident], Sequence[NewStep]] = lambda _: ()

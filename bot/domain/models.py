@@ -66,6 +66,11 @@ class Incident(Model):
     last_activity_at: datetime
     nudged_at: datetime | None = None
     opening_claimed_at: datetime | None = None
+    alert_source: str | None = None
+    alert_key: str | None = None
+    impact_started_at: datetime | None = None  # from the alert; the close form starts from it
+    impact_ended_at: datetime | None = None
+    previous_incident_id: int | None = None
 
     @property
     def ref(self) -> str:

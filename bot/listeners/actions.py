@@ -33,6 +33,10 @@ def register(app: AsyncApp, ctx: Context) -> None:
     async def task_snooze(body: dict[str, Any]) -> None:
         await guarded(ctx, body, "snoozing the task", snooze_from_button(ctx, body))
 
+    async def take_command(body: dict[str, Any], respond: AsyncRespond) -> None:
+        await guarded(ctx, body, "taking command", take_command_from_button(ctx, body, respond))
+
+    app.action(Action.TAKE_COMMAND)(ack=ack_only, lazy=[take_command])
     app.action(Action.ADD_TASK_ROW)(ack=ack_only, lazy=[add_task_row])
     app.action(Action.RETRY_START)(ack=ack_only, lazy=[retry_start])
     app.action(Action.TASK_DONE)(ack=ack_only, lazy=[task_done])
@@ -71,6 +75,18 @@ async def retry_opening(ctx: Context, body: dict[str, Any], respond: AsyncRespon
         await respond(text=text, blocks=blocks, replace_original=True)
         return
     await respond(text=messages.opened_reply(incident), replace_original=True)
+
+
+async def take_command_from_button(ctx: Context, body: dict[str, Any], respond: AsyncRespond) -> None:
+    """An alert declared it; the first person to press the button commands it."""
+    incident = await ctx.store.incident_by_id(int(_action(body).get("value") or 0))
+    user_id = body["user"]["id"]
+    if incident is None or incident.state is State.CLOSED:
+        return
+    if not messages.needs_commander(incident):
+        await respond(text=messages.has_commander(incident), replace_original=False, response_type="ephemeral")
+        return
+    await incidents.set_commander(ctx, incident, user_id, user_id)
 
 
 async def complete_from_button(ctx: Context, body: dict[str, Any]) -> None:

@@ -45,9 +45,12 @@ async def post_once(ctx: Context, step_: Step, progress: Progress, channel: str,
 async def run_post(ctx: Context, step_: Step, progress: Progress) -> None:
     p = step_.payload
     incident = await _incident(ctx, int(p["incident_id"]))
-    ts = await post_once(ctx, step_, progress, str(p["channel"]), str(p["text"]))
+    channel = p.get("channel") or incident.channel_id
+    if not channel:
+        raise TryLater("the incident's channel is not made yet")
+    ts = await post_once(ctx, step_, progress, str(channel), str(p["text"]))
     await _record(ctx, incident, ts, datetime.fromisoformat(p["said_at"]), EntryKind(p["entry_kind"]), p["author"],
-                  str(p["entry_text"]))  # fmt: skip
+                  str(p["entry_text"]), p.get("author_name"))  # fmt: skip
 
 
 async def run_announce_task(ctx: Context, step_: Step, progress: Progress) -> None:
@@ -76,12 +79,12 @@ async def _incident(ctx: Context, incident_id: int) -> Incident:
 
 
 async def _record(ctx: Context, incident: Incident, ts: str, at: datetime, kind: EntryKind, author: str | None,
-                  text: str) -> None:  # fmt: skip
+                  text: str, author_name: str | None = None) -> None:  # fmt: skip
     """What the bot posts is recorded when it posts it (Bolt never shows the bot its own
     events); the (team, channel, ts) key makes a repeated step record it once."""
     assert incident.channel_id is not None
     entry = TimelineEntry(incident_id=incident.id, channel_id=incident.channel_id, ts=ts, occurred_at=at,
-                          kind=kind, author_id=author, text=text)  # fmt: skip
+                          kind=kind, author_id=author, author_name=author_name, text=text)  # fmt: skip
     await ctx.store.record_entry(ctx.team_id, entry, None, ctx.clock.now())
 
 

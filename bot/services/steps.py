@@ -27,12 +27,15 @@ def post(
     kind: EntryKind = EntryKind.SYSTEM,
     entry_text: str | None = None,
     actor_channel: str | None = None,
+    author_name: str | None = None,
 ) -> NewStep:
-    """A post in the incident channel that also becomes a timeline entry at `at`."""
+    """A post in the incident channel that also becomes a timeline entry at `at`. An incident
+    still opening has no channel yet: the step then waits for it."""
     return step(
         StepKind.POST, incident_lane(incident.id), at, (author, actor_channel or incident.channel_id),
         incident_id=incident.id, channel=incident.channel_id, text=text, said_at=at.isoformat(), author=author,
         entry_kind=kind.value, entry_text=entry_text if entry_text is not None else LEADING_EMOJI.sub("", text),
+        author_name=author_name,
     )  # fmt: skip
 
 
@@ -57,7 +60,11 @@ def update_reminder(task: Task, message: tuple[str, str], at: datetime) -> NewSt
     return step(StepKind.UPDATE_REMINDER, message_lane(channel, ts), at, task_id=task.id, channel=channel, ts=ts)
 
 
-def finish_opening(incident: Incident, at: datetime) -> NewStep:
-    """No actor: the declarer hears of the first attempt (and gets a Retry button) directly."""
-    later = step(StepKind.FINISH_OPENING, opening_lane(incident.id), at, incident_id=incident.id)
-    return later.model_copy(update={"not_before": at + OPENING_SAFETY_NET})
+def finish_opening(incident: Incident, at: datetime, delay: timedelta = OPENING_SAFETY_NET) -> NewStep:
+    """No actor: the declarer hears of the first attempt (and gets a Retry button) directly.
+    An incident nobody declared by hand (an alert) is opened by this step alone, at once."""
+    # At once, it goes first in the incident's own lane, so what the alert says is posted after
+    # the channel is made; later, apart, so that the posts of an open incident never wait for it.
+    lane = opening_lane(incident.id) if delay else incident_lane(incident.id)
+    later = step(StepKind.FINISH_OPENING, lane, at, incident_id=incident.id)
+    return later.model_copy(update={"not_before": at + delay})

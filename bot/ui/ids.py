@@ -14,6 +14,7 @@ class Action(StrEnum):
     TASK_DONE = "task_done"
     TASK_SNOOZE_DAY = "task_snooze_day"
     TASK_SNOOZE_WEEK = "task_snooze_week"
+    TAKE_COMMAND = "incident_take_command"
 
 
 class Block(StrEnum):

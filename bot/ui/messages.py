@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.domain.alerts import SOURCE_NAMES
 from bot.domain.models import Incident, Task, TaskStatus
 from bot.domain.outbox import StepKind
 from bot.ui.ids import Action
@@ -90,7 +91,7 @@ def summary(incident: Incident, tz: ZoneInfo) -> tuple[str, Blocks]:
     fields = [
         f"*Severity*\n{incident.severity.value.upper()}",
         f"*Status*\n{incident.status.value.capitalize()}",
-        f"*Commander*\n<@{incident.commander_id}>",
+        f"*Commander*\n{commander_of(incident)}",
         f"*Started*\n{local_time(incident.started_at, tz)}",
     ]
     blocks: Blocks = [
@@ -99,6 +100,8 @@ def summary(incident: Incident, tz: ZoneInfo) -> tuple[str, Blocks]:
     ]
     if incident.description:
         blocks.append(_section(safe(incident.description)))
+    if needs_commander(incident) and incident.closed_at is None:
+        blocks.append(take_command_button(incident))
     if incident.closed_at:
         blocks.append(_context(f"Closed {local_time(incident.closed_at, tz)}"))
     blocks.append(
@@ -117,16 +120,53 @@ def topic(incident: Incident) -> str:
 
 
 def announcement(incident: Incident) -> tuple[str, Blocks]:
+    by = SOURCE_NAMES.get(incident.alert_source or "", "") or f"<@{incident.declared_by}>"
     text = (
         f":rotating_light: *{incident.ref}* ({incident.severity.value.upper()}) declared by "
-        f"<@{incident.declared_by}>: {safe(incident.title, 500)}. Join <#{incident.channel_id}>."
+        f"{by}: {safe(incident.title, 500)}. Join <#{incident.channel_id}>."
     )
-    return text, [_section(text)]
+    blocks = [_section(text)]
+    if needs_commander(incident):
+        blocks.append(take_command_button(incident))
+    return text, blocks
+
+
+def needs_commander(incident: Incident) -> bool:
+    """An incident an alert declared has no commander until a person takes command."""
+    return incident.alert_source is not None and incident.commander_id == incident.declared_by
+
+
+def commander_of(incident: Incident) -> str:
+    return "nobody yet: take command below" if needs_commander(incident) else f"<@{incident.commander_id}>"
+
+
+def has_commander(incident: Incident) -> str:
+    return f"<@{incident.commander_id}> has command of {incident.ref} already."
+
+
+def take_command_button(incident: Incident) -> dict[str, Any]:
+    button = {
+        "type": "button",
+        "action_id": Action.TAKE_COMMAND,
+        "value": str(incident.id),
+        "style": "primary",
+        "text": {"type": "plain_text", "text": "Take command"},
+    }
+    return {"type": "actions", "elements": [button]}
+
+
+def alert_entry(source_name: str, status: str, title: str, lines: list[str], url: str) -> str:
+    """An alert notification as it is posted in the incident channel (and kept in the timeline)."""
+    head = f"{source_name}: {status} — {title}"
+    body = "\n".join(f"• {line}" for line in lines[:10])
+    more = f"\n… and {len(lines) - 10} more" if len(lines) > 10 else ""
+    link = f"\n{url}" if url else ""
+    return safe(f"{head}\n{body}{more}{link}".strip(), 2900)
 
 
 def declared_entry(incident: Incident) -> str:
     severity = incident.severity.value.upper()
-    return f"{incident.ref} declared: {incident.title} ({severity}), commander <@{incident.commander_id}>"
+    return f"{incident.ref} declared: {incident.title} ({severity}), commander {commander_of(incident)}"
 
 
 def opened_reply(incident: Incident) -> str:
@@ -299,7 +339,7 @@ def digest(incident: Incident, tasks: list[Task], today: date) -> tuple[str, Blo
 
 def nudge(incident: Incident) -> str:
     return (
-        f"<@{incident.commander_id}> {incident.ref} has been quiet for 24 hours. Post a status update "
+        f"{commander_of(incident)} {incident.ref} has been quiet for 24 hours. Post a status update "
         "(`/incident status …`) or close it (`/incident close`)."
     )
 

@@ -111,8 +111,11 @@ def close_modal(incident: Incident, now: datetime, task_rows: int = MIN_TASK_ROW
             _text_input(multiline=True),
             hint="What was affected and for whom, e.g. 30% of users could not check out.",
         ),
-        _input(Block.IMPACT_START, "Impact started", _datetime_picker(incident.started_at)),
-        _input(Block.IMPACT_END, "Impact ended", _datetime_picker(now)),
+        # What the alert said, when an alert declared it; else the declare time and now.
+        _input(
+            Block.IMPACT_START, "Impact started", _datetime_picker(incident.impact_started_at or incident.started_at)
+        ),
+        _input(Block.IMPACT_END, "Impact ended", _datetime_picker(incident.impact_ended_at or now)),
         _input(Block.ROOT_CAUSE, "Root cause", _text_input(multiline=True)),
         _input(Block.RESOLUTION, "Resolution", _text_input(multiline=True)),
         _input(
