@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import select
 
@@ -55,6 +56,7 @@ class Replicas:
 
 
 ReplicaFactory = Callable[..., Awaitable[Replicas]]
+ALERT_SAMPLE = pathlib.Path(__file__).resolve().parents[1] / "data" / "alerts" / "alertmanager_firing.json"
 
 
 @pytest.fixture
@@ -356,3 +358,32 @@ async def test_a_close_with_both_replicas_running_publishes_once(
     assert (await group.rows(incidents))[0]["state"] == "closed"
     assert not [e for e in slack.ephemerals if any(w in str(e.get("text")).lower() for w in FAILURE_WORDS)]
     assert group.errors() == []
+
+
+async def test_an_alert_delivered_fifty_times_to_both_replicas_opens_one_incident(
+    slack: LocalSlack, replicas: ReplicaFactory
+) -> None:
+    token = "replica-alert-token"
+    group = await replicas(ALERT_WEBHOOK_TOKEN=token, ALERT_CHANNEL=general(slack))
+    body = ALERT_SAMPLE.read_bytes()  # noqa: ASYNC240 - a small local file
+    backends = group.lb.backends
+
+    async def deliver(n: int) -> dict[str, Any]:
+        async with aiohttp.ClientSession() as http, http.post(
+            f"{backends[n % 2]}/alerts/alertmanager", data=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        ) as answer:
+            assert answer.status == 202
+            return dict(await answer.json())
+
+    answers = await asyncio.gather(*(deliver(n) for n in range(50)))
+    assert {a["incident"] for a in answers} == {"INC-1"} and sum(a["created"] for a in answers) == 1
+    for _ in range(150):  # the outbox of either replica opens the channel and posts the alert
+        [row] = await group.rows(incidents)
+        if row["state"] == "open" and len(slack.messages(str(row["channel_id"]))) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert row["state"] == "open" and len(await group.rows(incidents)) == 1
+    assert [c["name"] for c in slack.channels.values() if c["name"].startswith("inc-")] == [row["channel_name"]]
+    alert_posts = [m for m in slack.messages(str(row["channel_id"])) if "Alertmanager" in str(m.get("text"))]
+    assert len(alert_posts) == 1 and not group.errors()
