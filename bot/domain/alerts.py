@@ -110,7 +110,8 @@ def _alertmanager(source: str, data: dict[str, Any]) -> AlertNotice:
         severity=severity_of(labels.get("severity")),
         started_at=min(starts, default=None),
         ended_at=max(ends, default=None) if status == "resolved" else None,
-        url=str(first.get("generatorURL") or data.get("externalURL") or ""),
+        url=str(first.get("panelURL") or first.get("dashboardURL") or first.get("generatorURL")
+                or data.get("externalURL") or ""),  # fmt: skip
         description=str(data.get("message") or annotations.get("description") or ""),
         alerts={_fingerprint(a, n): str(a.get("status") or status) for n, a in enumerate(alerts)},
         lines=[_alert_line(a, status) for a in alerts],
@@ -162,9 +163,17 @@ def _pagerduty(data: dict[str, Any]) -> AlertNotice:
         started_at=_time(incident.get("created_at")) or (occurred if status is AlertStatus.FIRING else None),
         ended_at=occurred if status is AlertStatus.RESOLVED else None,
         url=str(incident.get("html_url") or ""),
-        alerts={str(incident["id"]): status.value},
+        # A retried delivery (same event id) changes nothing; each new acknowledgement or
+        # reassignment is an entry of its own.
+        alerts={str(incident["id"]): _pagerduty_state(status, kind, event)},
         lines=[line],
     )
+
+
+def _pagerduty_state(status: AlertStatus, kind: str, event: dict[str, Any]) -> str:
+    if status in (AlertStatus.FIRING, AlertStatus.RESOLVED):
+        return status.value
+    return f"{kind}@{event.get('id') or event.get('occurred_at') or ''}"
 
 
 def _generic(data: dict[str, Any]) -> AlertNotice:
