@@ -10,6 +10,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.domain.models import Severity
+
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 # How to fix each setting, shown in the one-line error an operator sees.
@@ -28,8 +30,25 @@ FIXES: dict[str, str] = {
     "REMINDER_NOT_BEFORE": "use HH:MM, e.g. 09:00",
     "RECONCILE_SECONDS": "use a whole number of seconds between 1 and 86400",
     "LOG_LEVEL": "use DEBUG, INFO, WARNING or ERROR",
+    "UPDATE_CADENCE": "use sevN:minutes pairs separated by commas, e.g. sev1:30,sev2:60 (empty: no nudges)",
+    "POSTMORTEM_DUE_DAYS": "use a whole number of days between 1 and 365",
     "ALERT_CHANNEL": "use a channel id such as C0123ABCD (channel details → About → Channel ID)",
 }
+
+
+def parse_cadence(value: str) -> dict[Severity, int]:
+    """`sev1:30,sev2:60` -> minutes without a status update before the commander is nudged."""
+    cadence: dict[Severity, int] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        level, _, minutes = part.partition(":")
+        try:
+            severity, every = Severity(level.strip().lower()), int(minutes)
+        except ValueError:
+            raise ValueError(f"{part!r} is not sevN:minutes") from None
+        if every < 1:
+            raise ValueError(f"{part!r}: minutes must be 1 or more")
+        cadence[severity] = every
+    return cadence
 
 
 class ConfigError(Exception):
@@ -54,6 +73,8 @@ class Settings(BaseSettings):
     alert_webhook_token: SecretStr | None = Field(default=None, alias="ALERT_WEBHOOK_TOKEN")
     pagerduty_webhook_secret: SecretStr | None = Field(default=None, alias="PAGERDUTY_WEBHOOK_SECRET")
     alert_channel: str | None = Field(default=None, alias="ALERT_CHANNEL")
+    update_cadence: str = Field(default="sev1:30,sev2:60", alias="UPDATE_CADENCE")
+    postmortem_due_days: int = Field(default=2, ge=1, le=365, alias="POSTMORTEM_DUE_DAYS")
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -69,6 +90,12 @@ class Settings(BaseSettings):
             return None  # an empty line in .env means "not set"
         if value is not None and not value.get_secret_value().startswith("xapp-"):
             raise ValueError("must start with xapp-")
+        return value
+
+    @field_validator("update_cadence")
+    @classmethod
+    def _cadence(cls, value: str) -> str:
+        parse_cadence(value)
         return value
 
     @field_validator("alert_channel")
@@ -131,6 +158,10 @@ class Settings(BaseSettings):
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
+
+    @property
+    def cadence(self) -> dict[Severity, int]:
+        return parse_cadence(self.update_cadence)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -35,6 +35,7 @@ STEP_HANDLERS: dict[StepKind, Handler] = {
     StepKind.POSTMORTEM_SUMMARY: postmortem.run_summary,
     StepKind.UPDATE_REMINDER: step_handlers.run_update_reminder,
     StepKind.FINISH_OPENING: step_handlers.run_finish_opening,
+    StepKind.STAKEHOLDER_UPDATE: step_handlers.run_stakeholder_update,
 }
 
 

@@ -187,15 +187,18 @@ class Slack:
                 return str(message["ts"])
         return None
 
-    async def find_posted(self, channel: str, event_type: str, payload: dict[str, Any], since: str) -> str | None:
-        """The ts of the bot's message in `channel`, posted after `since`, stamped with this metadata.
-        Reads every page from `since` on: a busy channel must not hide the message we look for."""
+    async def find_posted(
+        self, channel: str, event_type: str, payload: dict[str, Any], since: str, thread_ts: str | None = None
+    ) -> str | None:
+        """The ts of the bot's message in `channel` (or in the thread of `thread_ts`), posted after
+        `since`, stamped with this metadata. Reads every page from `since` on: a busy channel must
+        not hide the message we look for."""
         cursor = None
+        method, where = ("conversations.replies", {"ts": thread_ts}) if thread_ts else ("conversations.history", {})
         for _ in range(MAX_SEARCH_PAGES):
             page = await self.call(
-                "conversations.history", channel=channel, oldest=since, limit=200, include_all_metadata=True,
-                cursor=cursor,
-            )  # fmt: skip
+                method, channel=channel, oldest=since, limit=200, include_all_metadata=True, cursor=cursor, **where
+            )
             for message in page.get("messages") or []:
                 metadata = message.get("metadata") or {}
                 if metadata.get("event_type") == event_type and metadata.get("event_payload") == payload:

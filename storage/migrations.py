@@ -29,7 +29,7 @@ async def _initial_schema(conn: AsyncConnection) -> None:
     await conn.execute(text("ALTER TABLE incidents DROP COLUMN opening_claimed_at"))
     await conn.execute(text("DROP TABLE outbox"))
     await conn.execute(text("DROP INDEX ix_incidents_alert_key"))
-    for column in ALERT_COLUMNS:
+    for column in [*ALERT_COLUMNS, *LIFECYCLE_COLUMNS]:
         await conn.execute(text(f"ALTER TABLE incidents DROP COLUMN {column}"))
 
 
@@ -47,7 +47,7 @@ async def _outbox(conn: AsyncConnection) -> None:
     await conn.run_sync(schema.metadata.create_all, tables=[schema.outbox])
 
 
-ALERT_COLUMNS = {
+ALERT_COLUMNS: dict[str, str | None] = {
     "alert_source": "VARCHAR(16)",
     "alert_key": "TEXT",
     "alert_state": "TEXT",
@@ -58,10 +58,28 @@ ALERT_COLUMNS = {
 
 
 async def _alert_columns(conn: AsyncConnection) -> None:
-    moment = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
-    for column, kind in ALERT_COLUMNS.items():
-        await conn.execute(text(f"ALTER TABLE incidents ADD COLUMN {column} {kind or moment}"))
+    await _add_columns(conn, ALERT_COLUMNS)
     await conn.execute(text("CREATE INDEX ix_incidents_alert_key ON incidents (team_id, alert_key)"))
+
+
+LIFECYCLE_COLUMNS: dict[str, str | None] = {
+    "resolved_at": None,
+    "status_text": "TEXT",
+    "status_updated_at": None,
+    "cadence_nudged_at": None,
+    "postmortem_nudged_on": "DATE",
+    "roles": "TEXT",
+}
+
+
+async def _add_columns(conn: AsyncConnection, columns: dict[str, str | None]) -> None:
+    moment = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    for column, kind in columns.items():
+        await conn.execute(text(f"ALTER TABLE incidents ADD COLUMN {column} {kind or moment}"))
+
+
+async def _lifecycle_columns(conn: AsyncConnection) -> None:
+    await _add_columns(conn, LIFECYCLE_COLUMNS)
 
 
 MIGRATIONS: list[Migration] = [
@@ -70,6 +88,7 @@ MIGRATIONS: list[Migration] = [
     (3, "incidents.opening_claimed_at", _claim_for_opening),
     (4, "outbox of Slack side effects", _outbox),
     (5, "incidents declared from alerts", _alert_columns),
+    (6, "resolve, roles and update cadence", _lifecycle_columns),
 ]
 
 

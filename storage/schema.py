@@ -94,6 +94,13 @@ incidents = Table(
     Column("impact_started_at", UTCDateTime),  # what the alert says (startsAt); pre-fills the close form
     Column("impact_ended_at", UTCDateTime),  # all resolved (endsAt)
     Column("previous_incident_id", Integer),  # the closed incident of the same key, when it fires again
+    # migration 6: the lifecycle after the impact (resolve), roles, stakeholder cadence
+    Column("resolved_at", UTCDateTime),
+    Column("status_text", Text),  # the last status update's words, for the status form
+    Column("status_updated_at", UTCDateTime),  # the last status update, severity change or resolve
+    Column("cadence_nudged_at", UTCDateTime),
+    Column("postmortem_nudged_on", Date),
+    Column("roles", Text),  # JSON: role -> user id (comms, ops, scribe; the commander has its column)
     Index("ix_incidents_alert_key", "team_id", "alert_key"),
     UniqueConstraint("team_id", "number", name="uq_incidents_number"),
     UniqueConstraint("team_id", "channel_id", name="uq_incidents_channel"),

@@ -136,6 +136,8 @@ class Store:
 
     async def update_incident(self, incident_id: int, steps: Sequence[NewStep] = (), **values: Any) -> Incident:
         """Changes the incident and stores the Slack steps the change calls for, in one transaction."""
+        if isinstance(values.get("roles"), dict):
+            values["roles"] = json.dumps(values["roles"], sort_keys=True)
         async with self.db.transaction() as conn:
             stmt = incidents.update().where(incidents.c.id == incident_id).values(**values).returning(*incidents.c)
             row = (await conn.execute(stmt)).mappings().one()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Severity(StrEnum):
@@ -19,6 +20,7 @@ class Status(StrEnum):
     INVESTIGATING = "investigating"
     IDENTIFIED = "identified"
     MONITORING = "monitoring"
+    RESOLVED = "resolved"  # impact over; the channel records on until the postmortem is written
     CLOSED = "closed"
 
 
@@ -71,6 +73,20 @@ class Incident(Model):
     impact_started_at: datetime | None = None  # from the alert; the close form starts from it
     impact_ended_at: datetime | None = None
     previous_incident_id: int | None = None
+    resolved_at: datetime | None = None
+    status_text: str | None = None
+    status_updated_at: datetime | None = None
+    cadence_nudged_at: datetime | None = None
+    postmortem_nudged_on: date | None = None
+    roles: dict[str, str] = Field(default_factory=dict)  # role -> user id, besides the commander
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _roles_from_storage(cls, value: object) -> object:
+        # Storage keeps them as JSON text (None for incidents from before roles).
+        if value is None:
+            return {}
+        return json.loads(value) if isinstance(value, str) else value
 
     @property
     def ref(self) -> str:

@@ -63,9 +63,10 @@ def parse_status(text: str) -> tuple[Status, str]:
         status = Status(word.lower())
     except ValueError:
         status = Status.CLOSED
-    if status is Status.CLOSED:
+    if status in (Status.CLOSED, Status.RESOLVED):
         raise UsageError(
-            "Status must be investigating, identified or monitoring (use `/incident close` to close)."
+            "Status must be investigating, identified or monitoring (`/incident resolve` when the impact "
+            "is over, `/incident close` to close)."
         )
     return status, message.strip()
 
@@ -113,6 +114,34 @@ def parse_note(text: str, now: datetime, tz: ZoneInfo) -> tuple[datetime, str]:
     if at > local_now:
         at -= timedelta(days=1)
     return at.astimezone(UTC), match.group(3).strip()
+
+
+RESOLVE_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?:\s+(.*))?$", re.DOTALL)
+ROLES = ("commander", "comms", "ops", "scribe")
+
+
+def parse_resolve(text: str, now: datetime, tz: ZoneInfo) -> tuple[datetime, str]:
+    """`resolve [HH:MM] [summary]`: the impact's end (now, or HH:MM backdated as a note is)."""
+    match = RESOLVE_TIME.match(text.strip())
+    if not match:
+        return now, text.strip()
+    at, _ = parse_note(f"{match.group(1)}:{match.group(2)} x", now, tz)
+    return at, (match.group(3) or "").strip()
+
+
+def parse_role(text: str) -> tuple[str, str | None]:
+    """`role <commander|comms|ops|scribe> <@user|none>`: the role and its person (None clears)."""
+    role, _, who = text.strip().partition(" ")
+    role = role.lower()
+    if role not in ROLES:
+        raise UsageError(f"Role must be one of {', '.join(ROLES)}, e.g. `/incident role comms @jane`.")
+    if who.strip().lower() == "none":
+        if role == "commander":
+            raise UsageError("An incident always has a commander: hand command over with `/incident commander @jane`.")
+        return role, None
+    if not who.strip():
+        raise UsageError(f"Say who: `/incident role {role} @jane`, or `/incident role {role} none` to clear it.")
+    return role, parse_user(who)
 
 
 def ts_to_datetime(ts: str) -> datetime:

@@ -56,6 +56,7 @@ def check_grammar(ctx: Context, sub: rules.Subcommand) -> None:
         "severity": rules.parse_severity,
         "status": rules.parse_status,
         "commander": rules.parse_user,
+        "role": rules.parse_role,
         "task": lambda rest: rules.parse_task(rest, date.min),
     }
     if sub.name in checks:
@@ -145,6 +146,18 @@ async def status(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -
         await incidents.set_status(ctx, incident, command["user_id"], new_status, text)
 
 
+async def resolve(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
+    if incident := await _incident_here(ctx, command, respond):
+        await incidents.resolve(ctx, incident, command["user_id"], _rest(command))
+        await respond(text=messages.resolved_reply(incident))
+
+
+async def role(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
+    if incident := await _incident_here(ctx, command, respond):
+        name, person = rules.parse_role(_rest(command))
+        await incidents.set_role(ctx, incident, command["user_id"], name, person)
+
+
 async def commander(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
     if incident := await _incident_here(ctx, command, respond):
         await incidents.set_commander(ctx, incident, command["user_id"], rules.parse_user(_rest(command)))
@@ -208,6 +221,8 @@ HANDLERS: dict[str, Handler] = {
     "severity": severity,
     "status": status,
     "commander": commander,
+    "resolve": resolve,
+    "role": role,
     "close": close,
     "task": task,
     "tasks": list_tasks,

@@ -34,8 +34,10 @@ def _steps_of_close(form: CloseForm, actor_channel: str | None) -> StepsFor:
     def steps_for(closed: Incident, tasks: Sequence[Task]) -> list[NewStep]:
         who, at = form.submitted_by, form.submitted_at
         said = [steps.announce_task(t, "added", who, at) for t in tasks]
-        said.append(steps.post(closed, messages.closed_post(closed, who), at, who, actor_channel=actor_channel))
+        closing = messages.closed_post(closed, who)
+        said.append(steps.post(closed, closing, at, who, actor_channel=actor_channel))
         said.append(steps.refresh(closed, at))
+        said.append(steps.stakeholders(closed, closing, at))
         return said + postmortem.publish_steps(closed, (who, actor_channel or closed.channel_id), at)
 
     return steps_for

@@ -182,7 +182,33 @@ async def refresh_summary(ctx: Context, incident: Incident) -> None:
 
 async def set_severity(ctx: Context, incident: Incident, user_id: str, severity: Severity) -> Incident:
     what = f"changed severity {incident.severity.value.upper()} → {severity.value.upper()}"
-    return await _change(ctx, incident, user_id, what, severity=severity)
+    return await _change(ctx, incident, user_id, what, severity=severity, status_updated_at=ctx.clock.now())
+
+
+async def resolve(ctx: Context, incident: Incident, user_id: str, raw: str) -> Incident:
+    """The impact is over: the channel records on (the discussion belongs to the postmortem)
+    until `/incident close`, whose form starts from this end time."""
+    if incident.status is Status.RESOLVED:
+        raise rules.UsageError(messages.resolved_already(incident, ctx.tz))
+    now = ctx.clock.now()
+    at, summary = rules.parse_resolve(raw, now, ctx.tz)
+    what = messages.resolved_what(at, summary, ctx.tz, backdated=at != now)
+    return await _change(
+        ctx, incident, user_id, what, status=Status.RESOLVED, resolved_at=at, impact_ended_at=at,
+        status_updated_at=now, status_text=summary or None,
+    )  # fmt: skip
+
+
+async def set_role(ctx: Context, incident: Incident, user_id: str, role: str, person: str | None) -> Incident:
+    if role == "commander" and person:
+        return await set_commander(ctx, incident, user_id, person)
+    roles = dict(incident.roles)
+    if person is None:
+        roles.pop(role, None)
+        return await _change(ctx, incident, user_id, f"cleared the {role} role", roles=roles)
+    await ctx.slack.invite(_channel(incident), [person])  # Slack first: it refuses unknown people
+    roles[role] = person
+    return await _change(ctx, incident, user_id, f"made <@{person}> {role}", roles=roles)
 
 
 async def _change(ctx: Context, incident: Incident, user_id: str, what: str, **values: Any) -> Incident:
@@ -197,7 +223,12 @@ async def set_status(
     ctx: Context, incident: Incident, user_id: str, status: Status, message: str
 ) -> Incident:
     detail = f": {messages.safe(message, 2000)}" if message else ""
-    return await _change(ctx, incident, user_id, f"set status to *{status.value}*{detail}", status=status)
+    values: dict[str, Any] = {"status": status, "status_updated_at": ctx.clock.now(), "status_text": message or None}
+    if incident.status is Status.RESOLVED:  # the impact is not over after all
+        values.update(resolved_at=None, impact_ended_at=None)
+        what = f"reopened the incident, status *{status.value}*{detail}"
+        return await _change(ctx, incident, user_id, what, **values)
+    return await _change(ctx, incident, user_id, f"set status to *{status.value}*{detail}", **values)
 
 
 async def set_commander(ctx: Context, incident: Incident, user_id: str, commander_id: str) -> Incident:

@@ -55,6 +55,7 @@ def said_before_close(incident: Incident, entries: list[TimelineEntry]) -> list[
 
 def people_in(report: PostmortemReport) -> set[str]:
     ids = {report.incident.commander_id, report.incident.declared_by, report.form.submitted_by}
+    ids.update(report.incident.roles.values())
     ids.update(t.owner_id for t in report.tasks)
     for entry in report.entries:
         if entry.author_id and entry.kind is not EntryKind.BOT_MESSAGE:

@@ -26,7 +26,7 @@ LOOK_BACK = timedelta(minutes=1)
 
 
 async def post_once(ctx: Context, step_: Step, progress: Progress, channel: str, text: str,
-                    blocks: list[dict[str, Any]] | None = None) -> str:  # fmt: skip
+                    blocks: list[dict[str, Any]] | None = None, thread_ts: str | None = None) -> str:  # fmt: skip
     """Posts the step's message once: an attempt after one that may have reached Slack first
     looks for the message stamped with the step's key."""
     ts = progress.data.get("ts")
@@ -35,9 +35,10 @@ async def post_once(ctx: Context, step_: Step, progress: Progress, channel: str,
     stamp = {"key": step_.key}
     if step_.may_have_acted:
         since = f"{(step_.at - LOOK_BACK).timestamp():.6f}"
-        ts = await ctx.slack.find_posted(channel, STEP_EVENT, stamp, since)
+        ts = await ctx.slack.find_posted(channel, STEP_EVENT, stamp, since, thread_ts)
     if not ts:
-        ts = await ctx.slack.post(channel, text, blocks, metadata={"event_type": STEP_EVENT, "event_payload": stamp})
+        metadata = {"event_type": STEP_EVENT, "event_payload": stamp}
+        ts = await ctx.slack.post(channel, text, blocks, metadata=metadata, thread_ts=thread_ts)
     await progress.save(ts=ts)
     return str(ts)
 
@@ -114,3 +115,16 @@ async def run_finish_opening(ctx: Context, step_: Step, _progress: Progress) -> 
         raise TryLater("another attempt is opening it") from None
     except incidents.StartFailed as failed:
         raise failed.error from None
+
+
+async def run_stakeholder_update(ctx: Context, step_: Step, progress: Progress) -> None:
+    """The announcement rewritten to where the incident stands, and the change in its thread."""
+    incident = await _incident(ctx, int(step_.payload["incident_id"]))
+    origin, announced = incident.origin_channel_id, incident.announcement_ts
+    if incident.is_private or not origin or not announced:
+        return
+    if not progress.data.get("updated"):
+        text, blocks = messages.announcement(incident)
+        await ctx.slack.update(origin, announced, text, blocks)
+        await progress.save(updated=True)
+    await post_once(ctx, step_, progress, origin, str(step_.payload["text"]), thread_ts=announced)

@@ -50,8 +50,17 @@ def announce_task(task: Task, event: str, by: str, at: datetime) -> NewStep:
 
 
 def change(incident: Incident, user_id: str, what: str, at: datetime) -> list[NewStep]:
-    """A change said in the channel, then the pinned summary and topic brought up to date."""
-    return [post(incident, messages.change_post(user_id, what), at, user_id), refresh(incident, at)]
+    """A change said in the channel, the pinned summary and topic brought up to date, and the
+    people outside told in the announcement's thread."""
+    said = messages.change_post(user_id, what)
+    return [post(incident, said, at, user_id), refresh(incident, at), stakeholders(incident, said, at)]
+
+
+def stakeholders(incident: Incident, text: str, at: datetime) -> NewStep:
+    """Run as the incident is when the step runs: a private one, or one never announced, gets
+    nothing outside its channel."""
+    return step(StepKind.STAKEHOLDER_UPDATE, incident_lane(incident.id), at, incident_id=incident.id,
+                text=f"{incident.ref}: {text}")  # fmt: skip
 
 
 def update_reminder(task: Task, message: tuple[str, str], at: datetime) -> NewStep:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.domain.alerts import SOURCE_NAMES
-from bot.domain.models import Incident, Task, TaskStatus
+from bot.domain.models import Incident, Status, Task, TaskStatus
 from bot.domain.outbox import StepKind
 from bot.ui.ids import Action
 from bot.ui.text import escape_mrkdwn, truncate
@@ -25,6 +25,9 @@ USAGE = "\n".join(
         "• `severity &lt;sev1|sev2|sev3|sev4&gt;`: change the severity",
         "• `status &lt;investigating|identified|monitoring&gt; [text]`: post a status update",
         "• `commander &lt;@user&gt;`: hand over command",
+        "• `role &lt;commander|comms|ops|scribe&gt; &lt;@user|none&gt;`: give a role, or clear it",
+        "• `resolve [HH:MM] [summary]`: the impact is over (backdated to HH:MM); the channel keeps "
+        "recording for the postmortem",
         "• `close`: close the incident and write the postmortem",
         "• `postmortem`: post the postmortem again",
         "• `task &lt;@owner&gt; &lt;description&gt; [due YYYY-MM-DD]`: add a corrective task",
@@ -93,7 +96,10 @@ def summary(incident: Incident, tz: ZoneInfo) -> tuple[str, Blocks]:
         f"*Status*\n{incident.status.value.capitalize()}",
         f"*Commander*\n{commander_of(incident)}",
         f"*Started*\n{local_time(incident.started_at, tz)}",
+        *(f"*{role.capitalize()}*\n<@{user}>" for role, user in sorted(incident.roles.items())),
     ]
+    if incident.resolved_at:
+        fields.append(f"*Resolved*\n{local_time(incident.resolved_at, tz)}")
     blocks: Blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": truncate(title, 150), "emoji": True}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
@@ -125,10 +131,21 @@ def announcement(incident: Incident) -> tuple[str, Blocks]:
         f":rotating_light: *{incident.ref}* ({incident.severity.value.upper()}) declared by "
         f"{by}: {safe(incident.title, 500)}. Join <#{incident.channel_id}>."
     )
-    blocks = [_section(text)]
-    if needs_commander(incident):
+    blocks = [_section(text), _context(announcement_state(incident))]
+    if needs_commander(incident) and incident.closed_at is None:
         blocks.append(take_command_button(incident))
     return text, blocks
+
+
+def announcement_state(incident: Incident) -> str:
+    """Where the incident stands, for the people outside its channel (kept current)."""
+    began = incident.impact_started_at or incident.started_at
+    if incident.closed_at:
+        ended = incident.resolved_at or incident.closed_at
+        return f"Closed: impact lasted {duration(ended - began)}. The postmortem is in <#{incident.channel_id}>."
+    if incident.resolved_at:
+        return f"Resolved after {duration(incident.resolved_at - began)}; the postmortem follows."
+    return f"Status: {incident.status.value} · Commander: {commander_of(incident)} · Updates in this thread"
 
 
 def needs_commander(incident: Incident) -> bool:
@@ -219,6 +236,7 @@ STEP_WHAT = {
     StepKind.POSTMORTEM_SUMMARY: "posting the postmortem summary",
     StepKind.UPDATE_REMINDER: "updating the reminder",
     StepKind.FINISH_OPENING: "opening the incident channel",
+    StepKind.STAKEHOLDER_UPDATE: "updating the announcement",
 }
 
 
@@ -347,9 +365,46 @@ def nudge(incident: Incident) -> str:
 def incident_list(items: list[Incident], tz: ZoneInfo) -> str:
     if not items:
         return "No open incidents."
-    lines = [
-        f"• *{i.ref}* {safe(i.title, 200)} ({i.severity.value.upper()}, {i.status.value}) <#{i.channel_id}>, "
-        f"since {local_time(i.started_at, tz)}"
-        for i in items
-    ]
-    return truncate("*Open incidents*\n" + "\n".join(lines), SECTION_LIMIT)
+    ongoing = [i for i in items if i.status is not Status.RESOLVED]
+    resolved = [i for i in items if i.status is Status.RESOLVED]
+    parts = []
+    if ongoing:
+        parts.append("*Open incidents*\n" + "\n".join(_list_line(i, tz) for i in ongoing))
+    if resolved:
+        parts.append("*Resolved, postmortem to write*\n" + "\n".join(_list_line(i, tz) for i in resolved))
+    return truncate("\n\n".join(parts), SECTION_LIMIT)
+
+
+def _list_line(i: Incident, tz: ZoneInfo) -> str:
+    when = f"resolved {local_time(i.resolved_at, tz)}" if i.resolved_at else f"since {local_time(i.started_at, tz)}"
+    return f"• *{i.ref}* {safe(i.title, 200)} ({i.severity.value.upper()}, {i.status.value}) <#{i.channel_id}>, {when}"
+
+
+def resolved_reply(incident: Incident) -> str:
+    return (
+        f"{incident.ref} is resolved. Keep talking here: it all goes into the postmortem. "
+        "`/incident close` when you are ready to write it."
+    )
+
+
+def resolved_already(incident: Incident, tz: ZoneInfo) -> str:
+    when = local_time(incident.resolved_at, tz) if incident.resolved_at else "earlier"
+    return (
+        f"{incident.ref} was resolved already ({when}). `/incident status investigating` reopens it; "
+        "`/incident close` writes the postmortem."
+    )
+
+
+def resolved_what(at: datetime, summary: str, tz: ZoneInfo, backdated: bool) -> str:
+    stamp = f" (impact ended {at.astimezone(tz).strftime('%H:%M')})" if backdated else ""
+    detail = f": {safe(summary, 2000)}" if summary else ""
+    return f"resolved the incident{stamp}{detail}. The channel keeps recording until `/incident close`."
+
+
+def duration(span: timedelta) -> str:
+    minutes = max(0, int(span.total_seconds() // 60))
+    days, minutes = divmod(minutes, 1440)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else ""]
+    parts.append(f"{minutes} min" if minutes or not (days or hours) else "")
+    return " ".join(p for p in parts if p)

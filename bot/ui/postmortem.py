@@ -199,8 +199,12 @@ def _overview_line(incident: Incident, names: dict[str, str]) -> str:
     channel_name = _inline(incident.channel_name, names) if incident.channel_name else incident.channel_id
     channel = f"#{channel_name}" if channel_name else "none"
     commander = escape_markdown_inline(display_name(incident.commander_id, names))
+    roles = "".join(
+        f" · **{role.capitalize()}:** {escape_markdown_inline(display_name(user, names))}"
+        for role, user in sorted(incident.roles.items())
+    )
     return (
-        f"**Severity:** {incident.severity.value.upper()} · **Commander:** {commander} · "
+        f"**Severity:** {incident.severity.value.upper()} · **Commander:** {commander}{roles} · "
         f"**Status:** {status} · **Channel:** {channel}"
     )
 
@@ -391,6 +395,7 @@ def _fields_block(report: PostmortemReport) -> dict[str, Any]:
         "Duration": escape_mrkdwn(_impact_window(form, report.timezone)),
         "Severity": incident.severity.value.upper(),
         "Commander": _user_mention(incident.commander_id, report.names),
+        **{role.capitalize(): _user_mention(user, report.names) for role, user in sorted(incident.roles.items())},
         "Time to detect": _time_to_detect(report),
         "Time to resolve": _time_to_resolve(form),
     }

@@ -174,7 +174,7 @@ async def test_a_version_1_database_is_brought_to_the_newest_schema(url: str) ->
             versions = list((await conn.execute(select(schema_migrations.c.version))).scalars())
             found = await conn.run_sync(lambda sync: inspect(sync).get_indexes("processed_events"))
         indexes = {index["name"] for index in found}
-        assert sorted(versions) == [1, 2, 3, 4, 5] and "ix_processed_events_received" in indexes
+        assert sorted(versions) == [1, 2, 3, 4, 5, 6] and "ix_processed_events_received" in indexes
         again = await Store(db).incident_by_id(1)  # the table has the column migration 3 added
         assert again is None
         assert await Store(db).outbox.backlog(T0) == (0, None)  # and the table migration 4 made

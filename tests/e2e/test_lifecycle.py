@@ -1,0 +1,103 @@
+"""The incident as people run it: resolve now, write the postmortem days later; the people
+outside follow the announcement and its thread; roles."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from bot.clock import ManualClock
+from bot.runtime import Runtime
+from bot.services.postmortem import compile_report
+from bot.ui.ids import Block
+from bot.ui.postmortem import render_markdown
+from sandbox import LocalSlack
+from sandbox.forms import fill_view
+from storage.schema import incidents
+from tests.conftest import ALICE, BOB, CAROL, BotFactory, general
+from tests.support import command, entry_rows, ephemeral_texts, incident_row, open_view, start_incident
+
+
+def thread_of(slack: LocalSlack, channel: str, ts: str) -> list[str]:
+    return [str(m.get("text")) for m in slack.messages(channel) if m.get("thread_ts") == ts and m["ts"] != ts]
+
+
+async def test_resolve_then_close_days_later_keeps_the_discussion_and_tells_the_thread(
+    slack_at: LocalSlack, clock: ManualClock, start_bot: BotFactory
+) -> None:
+    slack = slack_at
+    bot = await start_bot(slack, clock=clock)
+    row = await start_incident(slack, bot, "Checkout 500s", ALICE, general(slack))
+    channel, announced = str(row["channel_id"]), str(row["announcement_ts"])
+    await command(slack, bot, "severity sev1", ALICE, channel)
+    clock.advance(timedelta(minutes=40))
+    await command(slack, bot, "resolve rolled back the LB change", ALICE, channel)
+    resolved_at = clock.now()
+    row = await incident_row(bot)
+    assert row["status"] == "resolved" and row["state"] == "open" and row["impact_ended_at"] == resolved_at
+    assert "resolved" in " ".join(ephemeral_texts(slack, ALICE)).lower()
+
+    clock.advance(timedelta(days=2))  # the discussion goes on, and is recorded
+    await slack.post_message(channel, user=BOB, text="the LB change had no review", at=clock.now())
+    await command(slack, bot, "close", ALICE, channel)
+    view = open_view(slack, "incident_close")
+    blocks = {b.get("block_id"): b for b in view["view"]["blocks"]}
+    assert blocks[Block.IMPACT_END]["element"]["initial_date_time"] == int(resolved_at.timestamp())
+    delivery = await slack.submit_view(view["id"], fill_view(view["view"], {
+        "impact": "Checkouts failed", "root_cause": "An unreviewed LB change", "resolution": "Rolled back",
+        "impact_start": row["started_at"], "impact_end": resolved_at}), user_id=ALICE)  # fmt: skip
+    assert not (delivery.json or {}).get("errors"), delivery.json
+    assert await bot.idle()
+
+    thread = thread_of(slack, general(slack), announced)
+    assert len(thread) == 3 and "SEV1" in thread[0] and "resolved" in thread[1] and "closed" in thread[2]
+    [announcement] = [m for m in slack.messages(general(slack)) if m["ts"] == announced]
+    assert "impact lasted 40 min" in json.dumps(announcement["blocks"])
+    assert bot.ctx is not None
+    closed = await bot.ctx.store.incident_by_number(bot.ctx.team_id, 1)
+    assert closed is not None
+    exported = render_markdown(await compile_report(bot.ctx.store, closed, "UTC", {}))
+    assert "the LB change had no review" in exported and "resolved the incident" in exported
+
+
+async def test_resolve_twice_is_refused_and_a_status_update_reopens(slack: LocalSlack, bot: Runtime) -> None:
+    channel = str((await start_incident(slack, bot, "Search slow", ALICE, general(slack)))["channel_id"])
+    await command(slack, bot, "resolve", ALICE, channel)
+    await command(slack, bot, "resolve", ALICE, channel)
+    assert any("resolved already" in t for t in ephemeral_texts(slack, ALICE))
+    await command(slack, bot, "status investigating it is back", BOB, channel)
+    row = await incident_row(bot)
+    assert row["status"] == "investigating" and row["impact_ended_at"] is None and row["resolved_at"] is None
+    assert any("reopened the incident" in e["text"] for e in await entry_rows(bot))
+    await command(slack, bot, "status resolved", ALICE, channel)
+    assert any("`/incident resolve`" in t for t in ephemeral_texts(slack, ALICE))
+
+
+async def test_a_private_incident_tells_nobody_outside(slack: LocalSlack, bot: Runtime) -> None:
+    row = await start_incident(slack, bot, "Visible", ALICE, general(slack))
+    await command(slack, bot, "severity sev1", ALICE, str(row["channel_id"]))
+    announced = str(row["announcement_ts"])
+    assert len(thread_of(slack, general(slack), announced)) == 1  # the public one tells its thread
+    async with bot.db.transaction() as conn:
+        await conn.execute(incidents.update().values(is_private=True))
+    await command(slack, bot, "resolve", ALICE, str(row["channel_id"]))
+    assert len(thread_of(slack, general(slack), announced)) == 1  # made private: nothing more outside
+
+
+async def test_roles_are_given_shown_and_cleared(slack: LocalSlack, bot: Runtime) -> None:
+    channel = str((await start_incident(slack, bot, "DNS", ALICE, general(slack)))["channel_id"])
+    await command(slack, bot, f"role comms <@{CAROL}>", ALICE, channel)
+    await command(slack, bot, f"role scribe <@{BOB}|bob>", ALICE, channel)
+    assert CAROL in slack.channels[channel]["members"]
+    summary = json.dumps(slack.messages(channel)[0]["blocks"])
+    assert f"*Comms*\\n<@{CAROL}>" in summary and f"*Scribe*\\n<@{BOB}>" in summary
+    await command(slack, bot, "role comms none", ALICE, channel)
+    assert json.loads((await incident_row(bot))["roles"]) == {"scribe": BOB}
+    texts = [e["text"] for e in await entry_rows(bot)]
+    assert any("made <@U0CAROL> comms" in t for t in texts) and any("cleared the comms role" in t for t in texts)
+    await command(slack, bot, f"role commander <@{BOB}>", ALICE, channel)
+    assert (await incident_row(bot))["commander_id"] == BOB
+    for bad in ("role", "role chef <@U0BOB>", "role comms", "role commander none"):
+        await command(slack, bot, bad, ALICE, channel)
+    told = ephemeral_texts(slack, ALICE)
+    assert sum("Role must be" in t or "Say who" in t or "always has a commander" in t for t in told) == 4
