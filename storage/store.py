@@ -26,6 +26,7 @@ from storage.alerts import AlertRepo
 from storage.common import dialect_insert, next_number
 from storage.database import Database
 from storage.entry_writer import EntryWriter, entry_values
+from storage.lifecycle import LifecycleRepo
 from storage.outbox import OutboxStore, add_steps
 from storage.reconcile import ReconcileRepo
 from storage.schema import (
@@ -82,6 +83,7 @@ class Store:
         self.reconcile = ReconcileRepo(db)
         self.outbox = OutboxStore(db)
         self.alerts = AlertRepo(db)
+        self.lifecycle = LifecycleRepo(db)
 
     # ---- workspace -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.domain import rules
 from bot.domain.models import Incident, Task, TaskStatus
+from bot.services import steps
 from bot.services.context import Context
 from bot.slack_api import SlackError
 from bot.ui import messages
@@ -47,8 +48,35 @@ async def sweep(ctx: Context) -> SweepReport:
         await _send_reminders(ctx, today, report)
         if today.weekday() == DIGEST_WEEKDAY:
             await _send_digests(ctx, today, report)
+        await _nudge_postmortems(ctx, today, report)
     await _nudge_idle(ctx, report)
+    await _nudge_updates(ctx, report)
     return report
+
+
+async def _nudge_postmortems(ctx: Context, today: date, report: SweepReport) -> None:
+    """A resolved incident whose postmortem is overdue: its commander, once a local day."""
+    now, days = ctx.clock.now(), ctx.settings.postmortem_due_days
+    resolved_before = now - timedelta(days=days)
+    for incident in await ctx.store.lifecycle.postmortems_due(resolved_before, today, BATCH):
+        nudge = steps.post(incident, messages.postmortem_due(incident, days), now, None, record=False)
+        if await ctx.store.lifecycle.claim_postmortem_nudge(incident, resolved_before, today, [nudge]):
+            report.nudges += 1
+            ctx.outbox.kick()
+
+
+async def _nudge_updates(ctx: Context, report: SweepReport) -> None:
+    """UPDATE_CADENCE: an incident quiet for its severity's interval nudges its commander, once
+    per interval (after downtime too: one nudge, not one per interval missed)."""
+    now = ctx.clock.now()
+    for severity, minutes in ctx.settings.cadence.items():
+        quiet_since = now - timedelta(minutes=minutes)
+        for incident in await ctx.store.lifecycle.updates_due(severity, quiet_since, BATCH):
+            text, blocks = messages.update_due(incident, minutes)
+            nudge = steps.post(incident, text, now, None, blocks=blocks, record=False)
+            if await ctx.store.lifecycle.claim_update_nudge(incident, quiet_since, now, [nudge]):
+                report.nudges += 1
+                ctx.outbox.kick()
 
 
 async def _send_reminders(ctx: Context, today: date, report: SweepReport) -> None:

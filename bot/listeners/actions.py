@@ -36,7 +36,13 @@ def register(app: AsyncApp, ctx: Context) -> None:
     async def take_command(body: dict[str, Any], respond: AsyncRespond) -> None:
         await guarded(ctx, body, "taking command", take_command_from_button(ctx, body, respond))
 
+    async def open_status_form(ack: AsyncAck, body: dict[str, Any]) -> None:
+        # The trigger expires in 3 s: the form opens in the ack, not in lazy work.
+        await ack()
+        await guarded(ctx, body, "opening the status form", show_status_form(ctx, body))
+
     app.action(Action.TAKE_COMMAND)(ack=ack_only, lazy=[take_command])
+    app.action(Action.OPEN_STATUS_FORM)(open_status_form)
     app.action(Action.ADD_TASK_ROW)(ack=ack_only, lazy=[add_task_row])
     app.action(Action.RETRY_START)(ack=ack_only, lazy=[retry_start])
     app.action(Action.TASK_DONE)(ack=ack_only, lazy=[task_done])
@@ -87,6 +93,12 @@ async def take_command_from_button(ctx: Context, body: dict[str, Any], respond: 
         await respond(text=messages.has_commander(incident), replace_original=False, response_type="ephemeral")
         return
     await incidents.set_commander(ctx, incident, user_id, user_id)
+
+
+async def show_status_form(ctx: Context, body: dict[str, Any]) -> None:
+    incident = await ctx.store.incident_by_id(int(_action(body).get("value") or 0))
+    if incident is not None and incident.state is not State.CLOSED:
+        await ctx.slack.open_view(body["trigger_id"], modals.status_modal(incident))
 
 
 async def complete_from_button(ctx: Context, body: dict[str, Any]) -> None:

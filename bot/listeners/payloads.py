@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from bot.domain.closeout import CloseInput, TaskRow
-from bot.domain.models import Severity
+from bot.domain.models import Severity, Status
 from bot.ui.ids import FIELD, Block, task_block
 
 
@@ -43,6 +43,11 @@ def _picked_time(view: dict[str, Any], block_id: str) -> datetime | None:
 def _picked_date(view: dict[str, Any], block_id: str) -> date | None:
     value = state_value(view, block_id).get("selected_date")
     return date.fromisoformat(value) if value else None
+
+
+def status_form(view: dict[str, Any]) -> tuple[Status, str]:
+    selected = state_value(view, Block.STATUS).get("selected_option") or {}
+    return Status(selected.get("value", Status.INVESTIGATING.value)), text_of(view, Block.STATUS_TEXT).strip()
 
 
 def close_form(view: dict[str, Any], rows: int) -> CloseInput:

@@ -14,7 +14,7 @@ from bot.domain.models import CloseForm, Incident, NewTask, State
 from bot.listeners import payloads
 from bot.listeners.commands import declare_and_report
 from bot.listeners.failures import guarded
-from bot.services import closeout
+from bot.services import closeout, incidents
 from bot.services.context import Context
 from bot.services.notify import tell as services_tell
 from bot.ui import messages
@@ -45,6 +45,13 @@ def register(app: AsyncApp, ctx: Context) -> None:
     async def run_close(body: dict[str, Any], view: dict[str, Any]) -> None:
         await guarded(ctx, body, "closing the incident", close_from_modal(ctx, body, view))
 
+    async def ack_only(ack: AsyncAck) -> None:
+        await ack()
+
+    async def run_status(body: dict[str, Any], view: dict[str, Any]) -> None:
+        await guarded(ctx, body, "posting the status update", status_from_modal(ctx, body, view))
+
+    app.view(View.STATUS)(ack=ack_only, lazy=[run_status])
     app.view(View.START)(ack=ack_start, lazy=[run_start])
     app.view(View.CLOSE)(ack=ack_close, lazy=[run_close])
 
@@ -72,6 +79,14 @@ async def declare_from_modal(ctx: Context, body: dict[str, Any], view: dict[str,
         is_private=private,
         origin_channel_id=origin,
     )
+
+
+async def status_from_modal(ctx: Context, body: dict[str, Any], view: dict[str, Any]) -> None:
+    incident = await ctx.store.incident_by_id(int(payloads.metadata(view).get("incident_id", 0)))
+    if incident is None or incident.state is State.CLOSED:
+        return
+    status, text = payloads.status_form(view)
+    await incidents.set_status(ctx, incident, body["user"]["id"], status, text)
 
 
 async def close_from_modal(ctx: Context, body: dict[str, Any], view: dict[str, Any]) -> None:

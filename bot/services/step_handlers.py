@@ -49,7 +49,9 @@ async def run_post(ctx: Context, step_: Step, progress: Progress) -> None:
     channel = p.get("channel") or incident.channel_id
     if not channel:
         raise TryLater("the incident's channel is not made yet")
-    ts = await post_once(ctx, step_, progress, str(channel), str(p["text"]))
+    ts = await post_once(ctx, step_, progress, str(channel), str(p["text"]), p.get("blocks"))
+    if p.get("record") is False:
+        return  # a nudge: said in the channel, not part of what happened
     await _record(ctx, incident, ts, datetime.fromisoformat(p["said_at"]), EntryKind(p["entry_kind"]), p["author"],
                   str(p["entry_text"]), p.get("author_name"))  # fmt: skip
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.domain.models import EntryKind, Incident, Task
 from bot.domain.outbox import NewStep, StepKind, incident_lane, message_lane, opening_lane, step
@@ -28,6 +29,8 @@ def post(
     entry_text: str | None = None,
     actor_channel: str | None = None,
     author_name: str | None = None,
+    blocks: list[dict[str, Any]] | None = None,
+    record: bool = True,
 ) -> NewStep:
     """A post in the incident channel that also becomes a timeline entry at `at`. An incident
     still opening has no channel yet: the step then waits for it."""
@@ -35,7 +38,7 @@ def post(
         StepKind.POST, incident_lane(incident.id), at, (author, actor_channel or incident.channel_id),
         incident_id=incident.id, channel=incident.channel_id, text=text, said_at=at.isoformat(), author=author,
         entry_kind=kind.value, entry_text=entry_text if entry_text is not None else LEADING_EMOJI.sub("", text),
-        author_name=author_name,
+        author_name=author_name, blocks=blocks, record=record,
     )  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from enum import StrEnum
 class View(StrEnum):
     START = "incident_start"
     CLOSE = "incident_close"
+    STATUS = "incident_status"
 
 
 class Action(StrEnum):
@@ -15,6 +16,7 @@ class Action(StrEnum):
     TASK_SNOOZE_DAY = "task_snooze_day"
     TASK_SNOOZE_WEEK = "task_snooze_week"
     TAKE_COMMAND = "incident_take_command"
+    OPEN_STATUS_FORM = "incident_open_status_form"
 
 
 class Block(StrEnum):
@@ -29,6 +31,8 @@ class Block(StrEnum):
     RESOLUTION = "resolution"
     IMPROVEMENTS = "improvements"
     TASK_ACTIONS = "task_actions"
+    STATUS = "status"
+    STATUS_TEXT = "status_text"
 
 
 def task_block(field: str, row: int) -> str:

@@ -408,3 +408,24 @@ def duration(span: timedelta) -> str:
     parts = [f"{days} d" if days else "", f"{hours} h" if hours else ""]
     parts.append(f"{minutes} min" if minutes or not (days or hours) else "")
     return " ".join(p for p in parts if p)
+
+
+def update_due(incident: Incident, minutes: int) -> tuple[str, Blocks]:
+    text = (
+        f"{commander_of(incident)} {incident.ref} ({incident.severity.value.upper()}) has had no status update "
+        f"for {minutes} min. Post one, so everyone knows where it stands."
+    )
+    button = {
+        "type": "button",
+        "action_id": Action.OPEN_STATUS_FORM,
+        "value": str(incident.id),
+        "text": {"type": "plain_text", "text": "Post a status update"},
+    }
+    return text, [_section(text), {"type": "actions", "elements": [button]}]
+
+
+def postmortem_due(incident: Incident, days: int) -> str:
+    return (
+        f"{commander_of(incident)} {incident.ref} was resolved more than {days} days ago and its postmortem "
+        "is not written yet. `/incident close` asks for what only people know and posts it."
+    )

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from bot.domain.models import Incident, Severity
+from bot.domain.models import Incident, Severity, Status
 from bot.ui.ids import FIELD, Action, Block, View, task_block
 from bot.ui.text import truncate
 
@@ -151,4 +151,36 @@ def close_modal(incident: Incident, now: datetime, task_rows: int = MIN_TASK_ROW
         "submit": _plain("Close incident"),
         "close": _plain("Cancel"),
         "blocks": blocks,
+    }
+
+
+UPDATE_STATUSES = (Status.INVESTIGATING, Status.IDENTIFIED, Status.MONITORING)
+
+
+def _status_option(status: Status) -> dict[str, Any]:
+    return {"text": _plain(status.value.capitalize()), "value": status.value}
+
+
+def status_modal(incident: Incident) -> dict[str, Any]:
+    """A status update, starting from the last one (its status and its words)."""
+    current = incident.status if incident.status in UPDATE_STATUSES else Status.INVESTIGATING
+    select = {
+        "type": "static_select",
+        "action_id": FIELD,
+        "options": [_status_option(s) for s in UPDATE_STATUSES],
+        "initial_option": _status_option(current),
+    }
+    return {
+        "type": "modal",
+        "callback_id": View.STATUS,
+        "private_metadata": json.dumps({"incident_id": incident.id}),
+        "title": _plain(f"{incident.ref} status"[:24]),
+        "submit": _plain("Post update"),
+        "close": _plain("Cancel"),
+        "blocks": [
+            _input(Block.STATUS, "Status", select),
+            _input(Block.STATUS_TEXT, "Update", _text_input(multiline=True, initial=incident.status_text or "",
+                                                            max_length=2000), optional=True,  # fmt: skip
+                   hint="What is known now and what happens next."),
+        ],
     }

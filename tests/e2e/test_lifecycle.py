@@ -7,9 +7,10 @@ import json
 from datetime import timedelta
 
 from bot.clock import ManualClock
+from bot.jobs.sweep import sweep
 from bot.runtime import Runtime
 from bot.services.postmortem import compile_report
-from bot.ui.ids import Block
+from bot.ui.ids import Action, Block
 from bot.ui.postmortem import render_markdown
 from sandbox import LocalSlack
 from sandbox.forms import fill_view
@@ -101,3 +102,71 @@ async def test_roles_are_given_shown_and_cleared(slack: LocalSlack, bot: Runtime
         await command(slack, bot, bad, ALICE, channel)
     told = ephemeral_texts(slack, ALICE)
     assert sum("Role must be" in t or "Say who" in t or "always has a commander" in t for t in told) == 4
+
+
+def nudges(slack: LocalSlack, channel: str, words: str) -> list[dict]:  # type: ignore[type-arg]
+    return [m for m in slack.messages(channel) if words in str(m.get("text"))]
+
+
+async def _sweep(bot: Runtime) -> None:
+    assert bot.ctx is not None
+    await sweep(bot.ctx)
+    assert await bot.idle()
+
+
+async def test_a_quiet_incident_nudges_its_commander_once_per_interval_and_the_form_posts_an_update(
+    slack_at: LocalSlack, clock: ManualClock, start_bot: BotFactory
+) -> None:
+    slack = slack_at
+    bot = await start_bot(slack, clock=clock, UPDATE_CADENCE="sev1:30,sev2:60")
+    channel = str((await start_incident(slack, bot, "Queue backlog", ALICE, general(slack)))["channel_id"])
+    await command(slack, bot, "status identified a stuck consumer", ALICE, channel)
+    clock.advance(timedelta(minutes=59))
+    await _sweep(bot)
+    assert nudges(slack, channel, "no status update") == []
+    clock.advance(timedelta(minutes=2))
+    await _sweep(bot)
+    await _sweep(bot)
+    assert len(nudges(slack, channel, "no status update for 60 min")) == 1
+    clock.advance(timedelta(hours=10))  # the bot was down: one nudge now, not ten
+    await bot.stop()
+    bot = await start_bot(slack, clock=clock, UPDATE_CADENCE="sev1:30,sev2:60")
+    await _sweep(bot)
+    await _sweep(bot)
+    assert len(nudges(slack, channel, "no status update")) == 2
+    assert not any("no status update" in e["text"] for e in await entry_rows(bot))  # not part of the story
+
+    [nudge] = nudges(slack, channel, "no status update")[-1:]
+    await slack.click_button(user_id=ALICE, action_id=Action.OPEN_STATUS_FORM, value=str(nudge["blocks"][1]
+                             ["elements"][0]["value"]), channel=channel, message_ts=nudge["ts"])  # fmt: skip
+    form = open_view(slack, "incident_status")
+    fields = {b["block_id"]: b["element"] for b in form["view"]["blocks"]}
+    assert fields[Block.STATUS]["initial_option"]["value"] == "identified"
+    assert fields[Block.STATUS_TEXT]["initial_value"] == "a stuck consumer"
+    await slack.submit_view(form["id"], fill_view(form["view"], {"status": "monitoring",
+                                                                 "status_text": "consumer restarted"}),
+                            user_id=ALICE)  # fmt: skip
+    assert await bot.idle()
+    assert (await incident_row(bot))["status"] == "monitoring"
+    clock.advance(timedelta(minutes=30))
+    await _sweep(bot)
+    assert len(nudges(slack, channel, "no status update")) == 2  # an update restarts the interval
+
+
+async def test_a_resolved_incident_without_postmortem_nudges_once_a_day(
+    slack_at: LocalSlack, clock: ManualClock, start_bot: BotFactory
+) -> None:
+    slack = slack_at
+    bot = await start_bot(slack, clock=clock, POSTMORTEM_DUE_DAYS=2)
+    channel = str((await start_incident(slack, bot, "Login loop", ALICE, general(slack)))["channel_id"])
+    await command(slack, bot, "resolve", ALICE, channel)
+    clock.advance(timedelta(days=1, hours=23))
+    await _sweep(bot)
+    assert nudges(slack, channel, "postmortem is not written") == []
+    clock.advance(timedelta(hours=2))
+    await _sweep(bot)
+    await _sweep(bot)
+    assert len(nudges(slack, channel, "postmortem is not written")) == 1
+    clock.advance(timedelta(days=1))
+    await _sweep(bot)
+    assert len(nudges(slack, channel, "postmortem is not written")) == 2
