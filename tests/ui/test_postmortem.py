@@ -570,3 +570,12 @@ def test_a_commonmark_parser_sees_only_our_blocks() -> None:
         "hardbreak",
         "softbreak",
     }
+
+
+def test_roles_are_named_in_the_overview_and_the_summary_post() -> None:
+    report = make_report(roles={"comms": "U456", "scribe": "U123"}, names={"U123": "Ana", "U456": "Ben"})
+    markdown = render_markdown(report)
+    assert "**Commander:** Ana · **Comms:** Ben · **Scribe:** Ana" in markdown
+    _, blocks = render_summary_blocks(report, None)
+    fields = [f["text"] for b in blocks if b.get("fields") for f in b["fields"]]
+    assert any(f.startswith("*Comms*") and "<@U456>" in f for f in fields)
