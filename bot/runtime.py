@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -17,6 +18,7 @@ from bot.domain.outbox import StepKind
 from bot.http import Handler as WebHandler
 from bot.http import build_web_app
 from bot.jobs.scheduler import SweepSchedule, start_scheduler
+from bot.listeners import events
 from bot.listeners.alerts import alert_handler
 from bot.services import postmortem, step_handlers
 from bot.services.context import Context
@@ -84,11 +86,17 @@ class Runtime:
     async def _start_http(self, app: AsyncApp) -> None:
         secret = self.settings.slack_signing_secret
         assert secret is not None, "HTTP mode needs the signing secret (config checks it)"
-        await self._listen(build_web_app(app, secret.get_secret_value(), self.db, self.readiness, self._alerts()))
+        await self._listen(
+            build_web_app(app, secret.get_secret_value(), self.db, self.readiness, self._alerts(), self._on_message)
+        )
         log.info(
             "HTTP mode: listening on %s:%s (POST /slack/events, GET /healthz, GET /readyz)",
             self.settings.host, self.port,
         )  # fmt: skip
+
+    async def _on_message(self, event: dict[str, Any], event_id: str | None) -> None:
+        assert self.ctx is not None
+        await events.handle_message(self.ctx, event, event_id)
 
     def _alerts(self) -> WebHandler | None:
         assert self.ctx is not None
