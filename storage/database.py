@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,7 +22,7 @@ WRITE_OPTION = "incident_bot_write"
 
 # What a lost or unreachable database raises, whatever the driver: callers that can answer
 # without it ("cannot reach its database") catch these, and nothing else.
-DATABASE_ERRORS: tuple[type[Exception], ...] = (OperationalError, DBAPIError, OSError)
+DATABASE_ERRORS: tuple[type[Exception], ...] = (OperationalError, DBAPIError, OSError, sqlite3.Error)
 
 
 class DatabaseUnavailable(Exception):
@@ -48,6 +49,17 @@ class Database:
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         event.listen(engine.sync_engine, "begin", _begin_immediate)
         return engine
+
+    @property
+    def sqlite_path(self) -> str | None:
+        """The file of a SQLite database (None for PostgreSQL or an in-memory one)."""
+        path = make_url(self.url).database if self.is_sqlite else None
+        return path if path and path != ":memory:" else None
+
+    @property
+    def write_turn(self) -> asyncio.Lock:
+        """Held by every write in this process; one writer at a time, as SQLite allows."""
+        return self._write_lock
 
     @property
     def safe_url(self) -> str:

@@ -20,8 +20,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.models import TimelineEntry
-from storage.database import Database
+from storage.database import SQLITE_BUSY_TIMEOUT_MS, Database
 from storage.schema import incidents, timeline_entries
+from storage.sqlite_batches import SqliteBatches, row_of
 
 log = logging.getLogger(__name__)
 # 18 bound values a row: 100 rows stay far below SQLite's limit on variables per statement.
@@ -59,6 +60,8 @@ class EntryWriter:
         # When each incident's last_activity_at was last moved: it feeds the 24-hour quiet nudge,
         # so moving it more often than once a minute buys nothing but a statement per batch.
         self._touched: dict[int, datetime] = {}
+        path = db.sqlite_path
+        self._sqlite = SqliteBatches(path, SQLITE_BUSY_TIMEOUT_MS) if path else None
 
     async def record(self, team_id: str, entry: TimelineEntry, at: datetime) -> bool:
         """Stores the entry once per (team, channel, ts); True when it is new. Returns after commit.
@@ -78,11 +81,15 @@ class EntryWriter:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self._drop_connection()
+        if self._sqlite is not None:
+            await self._sqlite.close()
 
     async def _drop_connection(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.close()
+        if self._sqlite is not None:
+            await self._sqlite.reset()
 
     async def _run(self) -> None:
         while True:
@@ -111,6 +118,10 @@ class EntryWriter:
                 item.done.set_result(is_new)
 
     async def _store(self, batch: list[_Item]) -> list[bool]:
+        if self._sqlite is not None:
+            rows = [row_of(entry_values(i.team_id, i.entry, i.at)) for i in batch]
+            async with self.db.write_turn:  # this process's other writers wait their turn, as in transaction()
+                return await self._sqlite.write(rows, self._touches(batch))
         if self._conn is None:
             self._conn = await self.db.writer_connection()
         async with self.db.transaction_on(self._conn) as conn:
@@ -125,15 +136,22 @@ class EntryWriter:
         result = await conn.execute(_insert_entries(conn), rows)
         return {(r.team_id, r.channel_id, r.ts) for r in result}
 
-    async def _touch_incidents(self, conn: AsyncConnection, batch: list[_Item]) -> None:
+    def _touches(self, batch: list[_Item]) -> list[tuple[int, datetime]]:
+        """The incidents whose last activity this batch moves (at most once a minute each)."""
         latest: dict[int, datetime] = {}
         for item in batch:
             latest[item.entry.incident_id] = max(item.at, latest.get(item.entry.incident_id, item.at))
+        due = []
         for incident_id, at in latest.items():
             before = self._touched.get(incident_id)
             if before is not None and timedelta(0) <= at - before < TOUCH_EVERY:
                 continue
             self._touched[incident_id] = at
+            due.append((incident_id, at))
+        return due
+
+    async def _touch_incidents(self, conn: AsyncConnection, batch: list[_Item]) -> None:
+        for incident_id, at in self._touches(batch):
             await conn.execute(
                 update(incidents)
                 .where(incidents.c.id == incident_id, incidents.c.last_activity_at < at)
