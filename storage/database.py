@@ -25,6 +25,20 @@ WRITE_OPTION = "incident_bot_write"
 DATABASE_ERRORS: tuple[type[Exception], ...] = (OperationalError, DBAPIError, OSError, sqlite3.Error)
 
 
+class BadDatabaseUrl(ValueError):
+    """DATABASE_URL is not a URL SQLAlchemy can read."""
+
+
+def describe_url(url: str) -> tuple[str | None, str]:
+    """(the SQLite file it names, if any; the URL with any password hidden)."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - SQLAlchemy raises several types for a malformed URL
+        raise BadDatabaseUrl(url) from None
+    path = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    return (path if path not in (None, "", ":memory:") else None), parsed.render_as_string(hide_password=True)
+
+
 class DatabaseUnavailable(Exception):
     """The database cannot be reached or opened; the message is one line for operators."""
 
