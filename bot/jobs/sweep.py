@@ -14,7 +14,7 @@ from bot.domain.models import Incident, Task, TaskStatus
 from bot.services import steps
 from bot.services.context import Context
 from bot.slack_api import SlackError
-from bot.ui import messages
+from bot.ui import messages, task_messages
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def _reminder_metadata(task: Task, today: date) -> dict[str, Any]:
 async def _remind(
     ctx: Context, task: Task, incident: Incident, today: date, token: str, taken_over: bool, report: SweepReport
 ) -> None:
-    text, blocks = messages.reminder(task, incident, today)
+    text, blocks = task_messages.reminder(task, incident, today)
     metadata = _reminder_metadata(task, today)
     try:
         channel = await ctx.slack.open_dm(task.owner_id)
@@ -151,7 +151,7 @@ async def _reminder_failed(
     report.undeliverable += 1
     if incident.channel_id:
         try:
-            await ctx.slack.post(incident.channel_id, messages.undeliverable(task, exc.code))
+            await ctx.slack.post(incident.channel_id, task_messages.undeliverable(task, exc.code))
         except SlackError as post_error:
             report.errors.append(f"task {task.id}: {post_error.code}")
 
@@ -162,7 +162,7 @@ async def _send_digests(ctx: Context, today: date, report: SweepReport) -> None:
         if not await ctx.store.claim_digest(incident, week, uuid.uuid4().hex, ctx.clock.now()):
             continue
         tasks = await ctx.store.tasks_of_incident(incident.id, only_open=True)
-        text, blocks = messages.digest(incident, tasks, today)
+        text, blocks = task_messages.digest(incident, tasks, today)
         error = await _try_post(ctx, incident, text, blocks, report)
         # A transient failure gives the claim back for the next sweep; a channel that is gone
         # or archived is recorded as failed, so it is not retried every minute all week.

@@ -15,7 +15,7 @@ from bot.domain.models import Incident, NewTask, State
 from bot.services import incidents, postmortem, tasks, visibility
 from bot.services.context import Context
 from bot.slack_api import SlackError
-from bot.ui import messages, modals
+from bot.ui import messages, modals, task_messages
 from storage import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -186,11 +186,11 @@ async def list_tasks(ctx: Context, command: dict[str, Any], respond: AsyncRespon
     incident = await ctx.store.incident_by_channel(ctx.team_id, command["channel_id"])
     if incident is not None:
         found = await ctx.store.tasks_of_incident(incident.id, only_open=True)
-        await respond(text=messages.task_list(f"*Open tasks of {incident.ref}*", found, today))
+        await respond(text=task_messages.task_list(f"*Open tasks of {incident.ref}*", found, today))
         return
     found = await ctx.store.open_tasks_of_owner(ctx.team_id, command["user_id"])
     refs = {t.incident_id: await _ref(ctx, t.incident_id) for t in found}
-    await respond(text=messages.task_list("*Your open tasks*", found, today, refs))
+    await respond(text=task_messages.task_list("*Your open tasks*", found, today, refs))
 
 
 async def _ref(ctx: Context, incident_id: int) -> str:

@@ -18,7 +18,7 @@ from bot.services.incidents import refresh_summary
 from bot.services.outbox import Progress, TryLater
 from bot.services.steps import LEADING_EMOJI
 from bot.slack_api import SlackError
-from bot.ui import messages
+from bot.ui import messages, task_messages
 
 STEP_EVENT = "incident_bot_step"
 # A retried post is looked for from a little before its step was stored (clocks differ).
@@ -64,7 +64,7 @@ async def run_announce_task(ctx: Context, step_: Step, progress: Progress) -> No
     incident = await _incident(ctx, task.incident_id)
     if not incident.channel_id:
         return
-    text = messages.task_added(task, p["by"]) if p["event"] == "added" else messages.task_done(task, p["by"])
+    text = task_messages.task_added(task, p["by"]) if p["event"] == "added" else task_messages.task_done(task, p["by"])
     ts = await post_once(ctx, step_, progress, incident.channel_id, text)
     await _record(ctx, incident, ts, datetime.fromisoformat(p["said_at"]), EntryKind.SYSTEM, p["by"],
                   LEADING_EMOJI.sub("", text))  # fmt: skip
@@ -99,9 +99,9 @@ async def run_update_reminder(ctx: Context, step_: Step, _progress: Progress) ->
         raise SlackError("outbox", "task_not_found")  # tasks are never deleted
     incident = await _incident(ctx, task.incident_id)
     if task.status is TaskStatus.DONE:
-        text, blocks = messages.reminder_done(task, incident)
+        text, blocks = task_messages.reminder_done(task, incident)
     elif task.next_remind_on is not None:
-        text, blocks = messages.reminder_snoozed(task, incident, task.next_remind_on)
+        text, blocks = task_messages.reminder_snoozed(task, incident, task.next_remind_on)
     else:
         return
     await ctx.slack.update(str(p["channel"]), str(p["ts"]), text, blocks)

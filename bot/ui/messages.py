@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.domain.alerts import SOURCE_NAMES
-from bot.domain.models import Incident, Status, Task, TaskStatus
+from bot.domain.models import Incident, Status, Task
 from bot.domain.outbox import StepKind
 from bot.ui.ids import Action
 from bot.ui.text import escape_mrkdwn, truncate
@@ -80,11 +80,11 @@ def local_time(when: datetime, tz: ZoneInfo) -> str:
     return when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def _section(text: str) -> dict[str, Any]:
+def section_block(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_LIMIT)}}
 
 
-def _context(text: str) -> dict[str, Any]:
+def context_block(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, SECTION_LIMIT)}]}
 
 
@@ -105,13 +105,13 @@ def summary(incident: Incident, tz: ZoneInfo) -> tuple[str, Blocks]:
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
     ]
     if incident.description:
-        blocks.append(_section(safe(incident.description)))
+        blocks.append(section_block(safe(incident.description)))
     if needs_commander(incident) and incident.closed_at is None:
         blocks.append(take_command_button(incident))
     if incident.closed_at:
-        blocks.append(_context(f"Closed {local_time(incident.closed_at, tz)}"))
+        blocks.append(context_block(f"Closed {local_time(incident.closed_at, tz)}"))
     blocks.append(
-        _context(
+        context_block(
             "Everything said in this channel is recorded in the timeline. `/incident help` lists commands."
         )
     )
@@ -131,7 +131,7 @@ def announcement(incident: Incident) -> tuple[str, Blocks]:
         f":rotating_light: *{incident.ref}* ({incident.severity.value.upper()}) declared by "
         f"{by}: {safe(incident.title, 500)}. Join <#{incident.channel_id}>."
     )
-    blocks = [_section(text), _context(announcement_state(incident))]
+    blocks = [section_block(text), context_block(announcement_state(incident))]
     if needs_commander(incident) and incident.closed_at is None:
         blocks.append(take_command_button(incident))
     return text, blocks
@@ -201,7 +201,7 @@ def start_failed(incident: Incident, reason: str) -> tuple[str, Blocks]:
         "value": str(incident.id),
         "text": {"type": "plain_text", "text": "Retry"},
     }
-    return text, [_section(text), {"type": "actions", "elements": [button]}]
+    return text, [section_block(text), {"type": "actions", "elements": [button]}]
 
 
 def change_post(who: str, what: str) -> str:
@@ -256,103 +256,6 @@ def step_refused(kind: StepKind, code: str) -> str:
 
 def republishing(incident: Incident) -> str:
     return f"Posting the postmortem of {incident.ref} again; it appears in <#{incident.channel_id}> in a moment."
-
-
-def task_line(task: Task, today: date) -> str:
-    due = task.due_date.isoformat() if task.due_date else "no due date"
-    late = (
-        " *(overdue)*" if task.due_date and task.due_date < today and task.status is TaskStatus.OPEN else ""
-    )
-    done = ":white_check_mark: " if task.status is TaskStatus.DONE else ""
-    return f"• {done}{safe(task.description, 300)} (<@{task.owner_id}>, {due}){late}"
-
-
-def task_list(heading: str, tasks: list[Task], today: date, refs: dict[int, str] | None = None) -> str:
-    if not tasks:
-        return f"{heading}\nNo open tasks."
-    ordered = sorted(
-        tasks, key=lambda t: (not (t.due_date and t.due_date < today), t.due_date or date.max, t.id)
-    )
-    lines = [_with_ref(task_line(t, today), refs, t) for t in ordered[:LIST_LIMIT]]
-    if len(ordered) > LIST_LIMIT:
-        lines.append(f"…and {len(ordered) - LIST_LIMIT} more")
-    return truncate("\n".join([heading, *lines]), SECTION_LIMIT)
-
-
-def _with_ref(line: str, refs: dict[int, str] | None, task: Task) -> str:
-    return f"{line} [{refs[task.incident_id]}]" if refs and task.incident_id in refs else line
-
-
-def task_added(task: Task, who: str) -> str:
-    due = f", due {task.due_date.isoformat()}" if task.due_date else ""
-    return f":ballot_box_with_check: <@{who}> added a task for <@{task.owner_id}>{due}: {safe(task.description, 500)}"
-
-
-def task_done(task: Task, who: str) -> str:
-    return f":white_check_mark: <@{who}> completed a task: {safe(task.description, 500)}"
-
-
-def reminder(task: Task, incident: Incident, today: date) -> tuple[str, Blocks]:
-    if task.due_date is None:
-        when = "has no due date"
-    elif task.due_date < today:
-        when = f"was due {task.due_date.isoformat()} (overdue)"
-    else:
-        when = f"is due {'today' if task.due_date == today else task.due_date.isoformat()}"
-    text = (
-        f":alarm_clock: Corrective task from {incident.ref} ({safe(incident.title, 200)}) {when}: "
-        f"{safe(task.description, 1000)}. Channel: <#{incident.channel_id}>"
-    )
-    return text, [_section(text), _task_buttons(task)]
-
-
-def _task_buttons(task: Task) -> dict[str, Any]:
-    def button(action: Action, label: str, style: str | None = None) -> dict[str, Any]:
-        element: dict[str, Any] = {
-            "type": "button",
-            "action_id": action,
-            "value": str(task.id),
-            "text": {"type": "plain_text", "text": label},
-        }
-        if style:
-            element["style"] = style
-        return element
-
-    return {
-        "type": "actions",
-        "elements": [
-            button(Action.TASK_DONE, "Done", "primary"),
-            button(Action.TASK_SNOOZE_DAY, "Snooze 1 day"),
-            button(Action.TASK_SNOOZE_WEEK, "Snooze 1 week"),
-        ],
-    }
-
-
-def _reminder_resolved(task: Task, incident: Incident, outcome: str) -> tuple[str, Blocks]:
-    """The reminder DM after a button: same facts, the outcome instead of the buttons."""
-    text = f"{incident.ref}: {safe(task.description, 1000)}\n{outcome}"
-    return text, [_section(text)]
-
-
-def reminder_done(task: Task, incident: Incident) -> tuple[str, Blocks]:
-    by = f"by <@{task.done_by}>" if task.done_by else "already"
-    return _reminder_resolved(task, incident, f":white_check_mark: Done ({by})")
-
-
-def reminder_snoozed(task: Task, incident: Incident, until: date) -> tuple[str, Blocks]:
-    return _reminder_resolved(task, incident, f":zzz: Snoozed: next reminder on {until.isoformat()}")
-
-
-def undeliverable(task: Task, error: str) -> str:
-    return (
-        f":warning: I cannot remind <@{task.owner_id}> about a corrective task ({error}): "
-        f"{safe(task.description, 500)}. Reassign it with `/incident task`."
-    )
-
-
-def digest(incident: Incident, tasks: list[Task], today: date) -> tuple[str, Blocks]:
-    text = task_list(f":clipboard: *Weekly digest: open corrective tasks of {incident.ref}*", tasks, today)
-    return truncate(text, SECTION_LIMIT), [_section(text)]
 
 
 def nudge(incident: Incident) -> str:
@@ -421,7 +324,7 @@ def update_due(incident: Incident, minutes: int) -> tuple[str, Blocks]:
         "value": str(incident.id),
         "text": {"type": "plain_text", "text": "Post a status update"},
     }
-    return text, [_section(text), {"type": "actions", "elements": [button]}]
+    return text, [section_block(text), {"type": "actions", "elements": [button]}]
 
 
 def postmortem_due(incident: Incident, days: int) -> str:
