@@ -18,7 +18,8 @@ from bot.domain.models import CloseForm, Severity, Status
 from bot.services import postmortem
 from bot.services.context import Context
 from bot.slack_api import Slack, make_client
-from bot.ui.postmortem import render_markdown, render_summary_blocks
+from bot.ui.postmortem import render_markdown
+from bot.ui.postmortem_summary import render_summary_blocks
 from sandbox import LocalSlack
 from storage import Database, Store
 from storage.schema import timeline_entries

@@ -13,7 +13,8 @@ from bot.services.context import Context
 from bot.services.outbox import Progress
 from bot.services.step_handlers import post_once
 from bot.slack_api import SlackError
-from bot.ui.postmortem import BOT_NAME, render_markdown, render_summary_blocks
+from bot.ui.postmortem import BOT_NAME, render_markdown
+from bot.ui.postmortem_summary import render_summary_blocks
 from storage import Store
 
 log = logging.getLogger(__name__)

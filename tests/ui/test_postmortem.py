@@ -25,7 +25,8 @@ from bot.domain.models import (
     TaskStatus,
     TimelineEntry,
 )
-from bot.ui.postmortem import render_markdown, render_summary_blocks
+from bot.ui.postmortem import render_markdown
+from bot.ui.postmortem_summary import render_summary_blocks
 
 EXAMPLE_3 = Path("/work/shared/postmortems/example-3.txt")
 NAMES = {"U123": "alice", "U456": "bob", "B1": "Alertmanager"}
