@@ -14,17 +14,14 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
+from _bot import start_bot
+from _common import SIGNING_SECRET, clear_proxies
 from sqlalchemy import func, select
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import SIGNING_SECRET, clear_proxies  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.runtime import Runtime  # noqa: E402
-from sandbox import LocalSlack  # noqa: E402
-from storage.schema import incidents  # noqa: E402
+from sandbox import LocalSlack
+from storage.schema import incidents
 
 TOKEN = "bench-alert-token"
 
@@ -52,13 +49,7 @@ async def run(args: argparse.Namespace) -> int:
     clear_proxies()
     folder = tempfile.mkdtemp(prefix="bench-alerts-")
     async with LocalSlack(signing_secret=SIGNING_SECRET) as slack:
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None, SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=SIGNING_SECRET,
-            SLACK_API_URL=slack.api_url, DATABASE_URL=f"sqlite+aiosqlite:///{folder}/bot.db", HOST="127.0.0.1",
-            PORT=0, ALERT_WEBHOOK_TOKEN=TOKEN,
-        )
-        runtime = Runtime(settings, run_scheduler=False)
-        await runtime.start()
+        runtime = await start_bot(slack, f"sqlite+aiosqlite:///{folder}/bot.db", ALERT_WEBHOOK_TOKEN=TOKEN)
         assert runtime.port is not None
         async with aiohttp.ClientSession() as http:
             sequential = [await post(http, runtime.port, notice(f"g{n}")) for n in range(args.groups)]

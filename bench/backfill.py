@@ -27,15 +27,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _bot import empty_database, open_incident, start_bot
 from _common import ALICE, SENDER, SIGNING_SECRET, clear_proxies, latency_summary, table
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import select
 
-from bot.config import Settings
 from bot.runtime import Runtime
 from bot.services.reconcile import Pacer, Reconciler, ReconcileReport
 from sandbox import LocalSlack
-from storage.schema import incidents, timeline_entries
+from storage.schema import timeline_entries
 
 
 @dataclass
@@ -66,39 +65,6 @@ class Result:
 
 
 # ---- setting up ---------------------------------------------------------------------------------
-
-
-async def empty_database(url: str) -> None:
-    if not url.startswith("postgresql"):
-        return
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
-
-
-async def start_bot(slack: LocalSlack, url: str) -> Runtime:
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack.api_url, DATABASE_URL=url, HOST="127.0.0.1", PORT=0, TIMEZONE="UTC",
-    )
-    runtime = Runtime(settings, run_scheduler=False)
-    await runtime.start()
-    slack.bot_url = f"http://127.0.0.1:{runtime.port}/slack/events"
-    return runtime
-
-
-async def open_incident(slack: LocalSlack, runtime: Runtime) -> str:
-    general = slack.add_channel("general", members=[ALICE, SENDER])
-    delivery = await slack.send_command("start Checkout returns 500s", user_id=ALICE, channel_id=general)
-    if delivery.status != 200 or not await runtime.idle():
-        raise RuntimeError(f"/incident start failed: {delivery.status} {delivery.body}")
-    async with runtime.db.reading() as conn:
-        channel = await conn.scalar(select(incidents.c.channel_id))
-    if not channel:
-        raise RuntimeError("/incident start made no incident channel")
-    return str(channel)
 
 
 async def post_missed(slack: LocalSlack, channel: str, args: argparse.Namespace) -> list[str]:
@@ -169,7 +135,7 @@ async def run_scenario(scenario: Scenario, args: argparse.Namespace, url: str) -
         slack.add_user(user, user.lower())
     runtime = await start_bot(slack, url)
     try:
-        channel = await open_incident(slack, runtime)
+        channel = await open_incident(slack, runtime, [ALICE, SENDER])
         missed = await post_missed(slack, channel, args)
         if not scenario.paced:
             assert runtime.ctx is not None

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from _bot import empty_database, open_incident, start_bot
 from _common import ALICE, SENDER, SIGNING_SECRET, TEAM_ID, clear_proxies, run_loadgen, table
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -38,11 +39,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from sqlalchemy import func, select
 
-from bot.config import Settings
 from bot.runtime import Runtime
 from sandbox import LocalSlack
-from storage import Database
-from storage.schema import incidents, metadata, timeline_entries
+from storage.schema import timeline_entries
 
 CONCURRENCY = 16
 WARMUP_EVENTS = 300
@@ -75,19 +74,7 @@ class Indexes:
 
 
 async def start_incident_bot(slack: LocalSlack, database_url: str) -> tuple[Runtime, Target]:
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        SLACK_BOT_TOKEN=slack.bot_token,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack.api_url,
-        DATABASE_URL=database_url,
-        HOST="127.0.0.1",
-        PORT=0,
-        TIMEZONE="UTC",
-    )
-    runtime = Runtime(settings, run_scheduler=False)
-    await runtime.start()
-    slack.bot_url = f"http://127.0.0.1:{runtime.port}/slack/events"
+    runtime = await start_bot(slack, database_url)
     channel = await open_incident(slack, runtime)
     async def count() -> int:
         query = select(func.count()).select_from(timeline_entries).where(timeline_entries.c.author_id == SENDER)
@@ -95,27 +82,6 @@ async def start_incident_bot(slack: LocalSlack, database_url: str) -> tuple[Runt
             return int(await conn.scalar(query) or 0)
 
     return runtime, Target("incident-bot", slack.bot_url, channel, count)
-
-
-async def blank(url: str) -> None:
-    db = Database(url)
-    try:
-        async with db.transaction() as conn:
-            await conn.run_sync(metadata.drop_all)
-    finally:
-        await db.close()
-
-
-async def open_incident(slack: LocalSlack, runtime: Runtime) -> str:
-    general = slack.add_channel("general", members=[ALICE])
-    delivery = await slack.send_command("start Checkout returns 500s", user_id=ALICE, channel_id=general)
-    if delivery.status != 200 or not await runtime.idle():
-        raise RuntimeError(f"/incident start failed: {delivery.status} {delivery.body}")
-    async with runtime.db.reading() as conn:
-        channel = await conn.scalar(select(incidents.c.channel_id))
-    if not channel:
-        raise RuntimeError("/incident start made no incident channel")
-    return str(channel)
 
 
 # ---- the bare baseline --------------------------------------------------------------------------
@@ -276,7 +242,7 @@ async def run(args: argparse.Namespace) -> None:
         slack.add_user(ALICE, "alice", real_name="Alice Archer")
         database_url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'incident-bot.db'}"
         if args.database_url:
-            await blank(args.database_url)
+            await empty_database(args.database_url)
         runtime, real = await start_incident_bot(slack, database_url)
         baseline = Baseline(Path(tmp) / "baseline.db")
         base = await baseline.start(real.channel)

@@ -33,11 +33,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from _bot import empty_database, start_bot
 from _common import ALICE, SIGNING_SECRET, clear_proxies, table
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import func, select
 
-from bot.config import Settings
 from bot.domain.models import CloseForm, Incident
 from bot.runtime import Runtime
 from bot.services import closeout, steps
@@ -60,27 +59,6 @@ class Result:
 
 
 # ---- setting up ---------------------------------------------------------------------------------
-
-
-async def empty_database(url: str) -> None:
-    if not url.startswith("postgresql"):
-        return
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
-
-
-async def start_bot(slack: LocalSlack, url: str) -> Runtime:
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack.api_url, DATABASE_URL=url, HOST="127.0.0.1", PORT=0, TIMEZONE="UTC",
-    )
-    runtime = Runtime(settings, run_scheduler=False)
-    await runtime.start()
-    slack.bot_url = f"http://127.0.0.1:{runtime.port}/slack/events"
-    return runtime
 
 
 async def declare(slack: LocalSlack, runtime: Runtime, count: int) -> list[Incident]:
