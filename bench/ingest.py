@@ -25,6 +25,7 @@ import pstats
 import sqlite3
 import statistics
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,8 +89,12 @@ async def start_incident_bot(slack: LocalSlack, database_url: str) -> tuple[Runt
 
 
 class Baseline:
-    def __init__(self, db_path: Path) -> None:
+    """Bolt with one INSERT + COMMIT per event (durable: the floor to beat), or Bolt alone."""
+
+    def __init__(self, db_path: Path, durable: bool = True) -> None:
         self.db_path = db_path
+        self.durable = durable
+        self.acked = 0
         self.conn: aiosqlite.Connection | None = None
         self.runner: web.AppRunner | None = None
 
@@ -101,7 +106,7 @@ class Baseline:
             "CREATE TABLE events (event_id TEXT PRIMARY KEY, channel TEXT, ts TEXT, user TEXT, text TEXT)"
         )
         await conn.commit()
-        app = self._bolt_app(conn)
+        app = self._bolt_app(conn, self.durable)
 
         async def slack_events(request: web.Request) -> web.Response:
             return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
@@ -112,9 +117,11 @@ class Baseline:
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", 0).start()
         url = f"http://127.0.0.1:{self.runner.addresses[0][1]}/slack/events"
-        return Target("baseline", url, channel, self.count)
+        return Target("baseline" if self.durable else "bare bolt", url, channel, self.count)
 
     async def count(self) -> int:
+        if not self.durable:
+            return -1  # stores nothing
         def rows() -> int:
             with sqlite3.connect(self.db_path) as conn:
                 return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
@@ -122,7 +129,7 @@ class Baseline:
         return await asyncio.to_thread(rows)
 
     @staticmethod
-    def _bolt_app(conn: aiosqlite.Connection) -> AsyncApp:
+    def _bolt_app(conn: aiosqlite.Connection, durable: bool) -> AsyncApp:
         async def authorize(**_: Any) -> AuthorizeResult:
             return AuthorizeResult(enterprise_id=None, team_id=TEAM_ID, bot_token="xoxb-bench",
                                    bot_id="B0BOT", bot_user_id="U0BOT")
@@ -134,6 +141,8 @@ class Baseline:
 
         @app.event("message")
         async def on_message(body: dict[str, Any], event: dict[str, Any]) -> None:
+            if not durable:
+                return
             await conn.execute(
                 "INSERT INTO events (event_id, channel, ts, user, text) VALUES (?, ?, ?, ?, ?)",
                 (body["event_id"], event["channel"], event["ts"], event.get("user"), event.get("text")),
@@ -165,7 +174,9 @@ async def throughput(target: Target, indexes: Indexes, events: int, profile: boo
     profiler = cProfile.Profile() if profile else None
     if profiler:
         profiler.enable()
+    cpu = time.process_time()  # this process only: the servers (all threads); the load is elsewhere
     result = await load(target, indexes, mode="closed", count=events, concurrency=CONCURRENCY)
+    result["cpu_us"] = (time.process_time() - cpu) * 1e6 / events
     if profiler:
         profiler.disable()
         print_profile(target.name, profiler)
@@ -232,6 +243,20 @@ async def report(real: Target, base: Target, args: argparse.Namespace) -> None:
     print(f"load generator: separate process, worst lag behind its send schedule {lag:.1f} ms")
 
 
+def print_floors(real: Target, durable: Target, bare: Target) -> None:
+    """Each round's ratios (the servers ran back to back in it), and CPU per event."""
+    def ratios(floor: Target) -> str:
+        each = sorted(r["per_s"] / f["per_s"] for r, f in zip(real.rounds, floor.rounds, strict=True))
+        return f"median {statistics.median(each):.2f}x (range {each[0]:.2f}x-{each[-1]:.2f}x)"
+
+    print(f"incident-bot / durable floor (bolt + INSERT + COMMIT): {ratios(durable)}")
+    print(f"incident-bot / bare floor (bolt, stores nothing):      {ratios(bare)}")
+    for t in (real, durable, bare):
+        cpu = sorted(r["cpu_us"] for r in t.rounds)
+        print(f"CPU per event, {t.name:<12} median {statistics.median(cpu):6.0f} us (range {cpu[0]:.0f}-{cpu[-1]:.0f})"
+              f", events/s median {statistics.median([r['per_s'] for r in t.rounds]):.0f}")
+
+
 async def run(args: argparse.Namespace) -> None:
     clear_proxies()
     print(f"ingest: {args.events} events x {CONCURRENCY} senders per round, {args.rounds} round(s); "
@@ -244,14 +269,15 @@ async def run(args: argparse.Namespace) -> None:
         if args.database_url:
             await empty_database(args.database_url)
         runtime, real = await start_incident_bot(slack, database_url)
-        baseline = Baseline(Path(tmp) / "baseline.db")
-        base = await baseline.start(real.channel)
+        baseline, bare_app = Baseline(Path(tmp) / "baseline.db"), Baseline(Path(tmp) / "bare.db", durable=False)
+        base, bare = await baseline.start(real.channel), await bare_app.start(real.channel)
         indexes = Indexes()
+        servers = [real, base, bare]
         try:
-            for target in (real, base):
+            for target in servers:
                 await load(target, indexes, mode="closed", count=WARMUP_EVENTS, concurrency=CONCURRENCY)
             for n in range(args.rounds):
-                for target in (real, base) if n % 2 == 0 else (base, real):
+                for target in servers[n % 3:] + servers[: n % 3]:  # each round another goes first
                     await throughput(target, indexes, args.events, args.profile and target is real)
             for target in (real, base):
                 target.latency = await load(target, indexes, mode="open", rate=args.rate, seconds=args.seconds)
@@ -259,7 +285,9 @@ async def run(args: argparse.Namespace) -> None:
                 await settle(target)
             await runtime.idle()
             await report(real, base, args)
+            print_floors(real, base, bare)
         finally:
+            await bare_app.stop()
             await baseline.stop()
             await runtime.stop()
             await slack.stop()
