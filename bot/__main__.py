@@ -1,4 +1,4 @@
-"""Composition root and command line: `incident-bot` (serve), `export INC-<n>`, `demo`."""
+"""Composition root and command line: `incident-bot` (serve), `export INC-<n>`, `report`, `demo`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from datetime import date
 
 from bot import logs
 from bot.config import ConfigError, Settings, load_settings
@@ -33,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="print an incident's postmortem Markdown")
     export.add_argument("incident", help="INC-<n>")
     export.set_defaults(run=_export)
+    report = sub.add_parser("report", help="incidents across a period: durations by severity and month")
+    report.add_argument("--since", help="first day, YYYY-MM-DD (in TIMEZONE)")
+    report.add_argument("--until", help="last day, YYYY-MM-DD (included)")
+    report.add_argument("--format", default="markdown", help="markdown (default), csv or json")
+    report.set_defaults(run=_report)
     demo = sub.add_parser("demo", help="play a whole incident offline against the built-in local Slack")
     demo.add_argument("--script", help="a YAML or JSON incident script (default: the built-in one)")
     demo.add_argument("--database-url", help="keep the demo's data here instead of a temporary SQLite file")
@@ -89,6 +95,40 @@ def _export(args: argparse.Namespace) -> int:
         return _fail(result.removeprefix("error: "), 1)
     sys.stdout.write(result)
     return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bot.report import build_report
+    from bot.ui.report import FORMATS
+
+    try:
+        since, until = _day(args.since, "--since"), _day(args.until, "--until")
+    except ValueError as exc:
+        return _fail(str(exc), 2)
+    if since and until and until < since:
+        return _fail(f"--until {until} is before --since {since}", 2)
+    if args.format not in FORMATS:
+        return _fail(f"--format {args.format!r} is not one of {', '.join(FORMATS)}", 2)
+    try:
+        settings = load_settings(**_export_defaults())
+        result = asyncio.run(build_report(settings, since, until, args.format))
+    except ConfigError as exc:
+        return _fail(str(exc))
+    except DatabaseUnavailable as exc:
+        return _fail(str(exc), 1)
+    if result.startswith("error: "):
+        return _fail(result.removeprefix("error: "), 2)
+    sys.stdout.write(result)
+    return 0
+
+
+def _day(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{option} {text!r} is not a date; use YYYY-MM-DD") from None
 
 
 def _export_defaults() -> dict[str, object]:

@@ -13,6 +13,7 @@ from storage.lifecycle import LifecycleRepo
 from storage.nudges import NudgeRepo
 from storage.outbox import OutboxStore
 from storage.reconcile import ReconcileRepo
+from storage.reports import ReportRepo
 from storage.timeline import TimelineRepo
 
 
@@ -24,6 +25,7 @@ class Store(IncidentRepo, TimelineRepo, NudgeRepo):
         self.outbox = OutboxStore(db)
         self.alerts = AlertRepo(db)
         self.lifecycle = LifecycleRepo(db)
+        self.reports = ReportRepo(db)
 
 
 async def all_cached_names(store: Store, team_id: str) -> dict[str, str]:
