@@ -19,9 +19,13 @@ class ReportRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def declared_between(self, since: datetime | None, until: datetime | None) -> list[Reported]:
-        """Incidents declared at or after `since` and before `until`, oldest first."""
+    async def declared_between(
+        self, since: datetime | None, until: datetime | None, team_id: str | None = None
+    ) -> list[Reported]:
+        """Incidents declared at or after `since` and before `until` (of one team, or all), oldest first."""
         query = select(incidents).order_by(incidents.c.started_at, incidents.c.id)
+        if team_id is not None:
+            query = query.where(incidents.c.team_id == team_id)
         if since is not None:
             query = query.where(incidents.c.started_at >= since)
         if until is not None:

@@ -144,6 +144,17 @@ def parse_role(text: str) -> tuple[str, str | None]:
     return role, parse_user(who)
 
 
+STATS_PERIODS = {"30d": 30, "90d": 90, "365d": 365, "all": None}
+
+
+def parse_stats_period(text: str) -> int | None:
+    """`stats [30d|90d|365d|all]` (30d when left out): the days to look back, None for all."""
+    word = text.strip().lower() or "30d"
+    if word not in STATS_PERIODS:
+        raise UsageError("Period must be 30d, 90d, 365d or all, e.g. `/incident stats 90d`.")
+    return STATS_PERIODS[word]
+
+
 def ts_to_datetime(ts: str) -> datetime:
     return datetime.fromtimestamp(float(ts), UTC)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.domain import rules
 from bot.domain.models import Incident, NewTask, State
+from bot.domain.report import incident_row, totals
 from bot.services import incidents, postmortem, tasks, visibility
 from bot.services.context import Context
 from bot.slack_api import SlackError
@@ -57,6 +58,7 @@ def check_grammar(ctx: Context, sub: rules.Subcommand) -> None:
         "status": rules.parse_status,
         "commander": rules.parse_user,
         "role": rules.parse_role,
+        "stats": rules.parse_stats_period,
         "task": lambda rest: rules.parse_task(rest, date.min),
     }
     if sub.name in checks:
@@ -204,6 +206,18 @@ async def list_incidents(ctx: Context, command: dict[str, Any], respond: AsyncRe
     await respond(text=messages.incident_list(shown, ctx.tz))
 
 
+async def stats(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
+    days = rules.parse_stats_period(_rest(command))
+    now = ctx.clock.now()
+    since = now - timedelta(days=days) if days else None
+    found = await ctx.store.reports.declared_between(since, None, ctx.team_id)
+    shown = {i.id for i in await visibility.visible_to(ctx, command["user_id"], [i for i, _, _ in found])}
+    today = rules.local_day(now, ctx.tz)
+    rows = [incident_row(i, form, tasks, today) for i, form, tasks in found if i.id in shown]
+    figures = totals(rows, lambda r: r.declared_at.astimezone(ctx.tz).strftime("%Y-%m"))
+    await respond(text=messages.stats(figures, days))
+
+
 async def repost_postmortem(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
     incident = await _incident_here(ctx, command, respond, open_only=False)
     if incident is None:
@@ -228,4 +242,5 @@ HANDLERS: dict[str, Handler] = {
     "tasks": list_tasks,
     "list": list_incidents,
     "postmortem": repost_postmortem,
+    "stats": stats,
 }

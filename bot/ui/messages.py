@@ -33,6 +33,7 @@ USAGE = "\n".join(
         "• `task &lt;@owner&gt; &lt;description&gt; [due YYYY-MM-DD]`: add a corrective task",
         "• `tasks`: open tasks of this incident (or yours, outside an incident channel)",
         "• `list`: open incidents",
+        "• `stats [30d|90d|365d|all]`: how many incidents, how fast detected and resolved",
         "• `help`: this message",
     ]
 )
@@ -332,3 +333,24 @@ def postmortem_due(incident: Incident, days: int) -> str:
         f"{commander_of(incident)} {incident.ref} was resolved more than {days} days ago and its postmortem "
         "is not written yet. `/incident close` asks for what only people know and posts it."
     )
+
+
+def stats(figures: dict[str, Any], days: int | None) -> str:
+    """`/incident stats`: the totals for the caller (private incidents only if they may see them)."""
+    period = f"the last {days} days" if days else "all time"
+    if not figures["count"]:
+        return f"No incidents declared in {period}."
+    lines = [f"*Incidents declared in {period}: {figures['count']}*"]
+    for severity, g in figures["by_severity"].items():
+        lines.append(
+            f"• *{severity.upper()}*: {g['count']}; time to detect median {_minutes(g['time_to_detect_median_min'])}, "
+            f"time to resolve median {_minutes(g['time_to_resolve_median_min'])} "
+            f"(p90 {_minutes(g['time_to_resolve_p90_min'])})"
+        )
+    rate = figures["tasks_completion_rate"]
+    lines.append(f"Corrective tasks done: {'none yet' if rate is None else f'{rate * 100:.0f} %'}")
+    return "\n".join(lines)
+
+
+def _minutes(value: float | int | None) -> str:
+    return "unknown" if value is None else f"{value:g} min"

@@ -170,3 +170,17 @@ async def test_a_resolved_incident_without_postmortem_nudges_once_a_day(
     clock.advance(timedelta(days=1))
     await _sweep(bot)
     assert len(nudges(slack, channel, "postmortem is not written")) == 2
+
+
+async def test_stats_count_what_the_caller_may_see(slack: LocalSlack, bot: Runtime) -> None:
+    await start_incident(slack, bot, "Checkout 500s", ALICE, general(slack))
+    await start_incident(slack, bot, "PII exposed", ALICE, general(slack))
+    async with bot.db.transaction() as conn:
+        await conn.execute(incidents.update().where(incidents.c.number == 2).values(is_private=True))
+    await command(slack, bot, "stats", BOB, general(slack))
+    await command(slack, bot, "stats all", ALICE, general(slack))
+    await command(slack, bot, "stats forever", ALICE, general(slack))
+    bob, alice = ephemeral_texts(slack, BOB), ephemeral_texts(slack, ALICE)
+    assert any("in the last 30 days: 1*" in t for t in bob)  # not a member of the private one's channel
+    assert any("in all time: 2*" in t and "SEV2" in t for t in alice)
+    assert any("Period must be 30d, 90d, 365d or all" in t for t in alice)
