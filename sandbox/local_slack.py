@@ -176,6 +176,10 @@ class LocalSlack:
         return self.workspace.ephemerals
 
     @property
+    def homes(self) -> dict[str, JsonDict]:
+        return self.workspace.homes
+
+    @property
     def views(self) -> dict[str, JsonDict]:
         return self.workspace.views
 
@@ -671,6 +675,23 @@ class LocalSlack:
         if channel is None:
             raise ValueError("click_button needs channel (+ message_ts) or view_id")
         return await self._click_in_message(user_id, action_id, value, block_id, channel, message_ts)
+
+    async def open_home(self, user_id: str) -> Delivery:
+        """The person opens the app's Home tab: Slack sends app_home_opened."""
+        event: JsonDict = {"type": "app_home_opened", "user": user_id, "channel": self.workspace.open_dm(user_id),
+                 "tab": "home", "event_ts": self.workspace.next_ts("home")}  # fmt: skip
+        if user_id in self.workspace.homes:
+            event["view"] = self.workspace.homes[user_id]
+        return await self.deliver_event(event)
+
+    async def click_in_home(self, user_id: str, action_id: str, value: str | None = None) -> Delivery:
+        view = self.workspace.homes[user_id]
+        action = self._action_from(view.get("blocks") or [], action_id, value, None, where=f"home of {user_id}")
+        trigger_id = self.workspace.issue_trigger(user_id)
+        payload = payloads.view_block_actions(
+            self.workspace, user_id=user_id, trigger_id=trigger_id, view=view, action=action
+        )
+        return await self._deliver("interactive", payload)
 
     async def _click_in_view(
         self, user_id: str, action_id: str, value: str | None, block_id: str | None, view_id: str

@@ -415,6 +415,16 @@ def views_update(ws: Workspace, args: Args) -> JsonDict:
     return {"view": ws.update_view(record, view, expected_hash=args.text("hash"))}
 
 
+def views_publish(ws: Workspace, args: Args) -> JsonDict:
+    user_id = args.need("user_id", "invalid_arguments")
+    if user_id not in ws.users:
+        raise SlackError("user_not_found")
+    view = limits.check_view(limits.parse_json_arg(args.raw.get("view"), "view"))
+    if view.get("type") != "home":
+        raise SlackError("invalid_arguments", ["[ERROR] views.publish takes a home view [json-pointer:/view/type]"])
+    return {"view": ws.publish_home(user_id, view)}
+
+
 # ----- files -------------------------------------------------------------------------------
 
 
@@ -486,6 +496,7 @@ HANDLERS: dict[str, Handler] = {
     "views.open": views_open,
     "views.push": views_push,
     "views.update": views_update,
+    "views.publish": views_publish,
     "files.getUploadURLExternal": files_get_upload_url,
     "files.completeUploadExternal": files_complete_upload,
     "files.info": files_info,

@@ -46,6 +46,7 @@ class Workspace:
         self.ims: dict[str, JsonDict] = {}
         self.ephemerals: list[JsonDict] = []
         self.views: dict[str, JsonDict] = {}
+        self.homes: dict[str, JsonDict] = {}  # user id -> the Home view last published for them
         self.files: dict[str, JsonDict] = {}
         self._dm_by_user: dict[str, str] = {}
         self._messages: dict[str, dict[str, JsonDict]] = {}
@@ -386,6 +387,15 @@ class Workspace:
         return link
 
     # ----- triggers and views ------------------------------------------------
+
+    def publish_home(self, user_id: str, definition: JsonDict) -> JsonDict:
+        """A user's Home tab: published views replace each other, one per user."""
+        previous = self.homes.get(user_id)
+        view_id = previous["id"] if previous else self.ids.next("V")
+        view = {**copy.deepcopy(definition), "id": view_id, "team_id": self.team_id, "type": "home",
+                "hash": f"{self._now_seconds()}.{self.ids.opaque(8)}"}  # fmt: skip
+        self.homes[user_id] = view
+        return copy.deepcopy(view)
 
     def issue_trigger(self, user_id: str, *, view_id: str | None = None) -> str:
         trigger_id = f"{self._now_seconds()}.{self.ids.opaque(12)}"

@@ -44,7 +44,8 @@ INTERACTIVITY: bool = MANIFEST["settings"].get("interactivity", {}).get("is_enab
 MESSAGE_CHANNEL_TYPES = {"channels": "channel", "groups": "group", "im": "im", "mpim": "mpim"}
 
 # The scope Slack requires before it accepts each subscription.
-REQUIRED_SCOPES = {
+REQUIRED_SCOPES: dict[str, str | None] = {
+    "app_home_opened": None,  # needs no scope
     "message.channels": "channels:history",
     "message.groups": "groups:history",
     "message.im": "im:history",
@@ -127,7 +128,7 @@ def test_socket_mode_is_the_default() -> None:
 
 def test_every_subscription_has_its_scope() -> None:
     scopes = set(MANIFEST["oauth_config"]["scopes"]["bot"])
-    needed = {REQUIRED_SCOPES[event] for event in BOT_EVENTS} | ({"commands"} if SLASH_COMMANDS else set())
+    needed = {REQUIRED_SCOPES[event] for event in BOT_EVENTS} - {None} | ({"commands"} if SLASH_COMMANDS else set())
     assert needed <= scopes
     assert len(scopes) == len(MANIFEST["oauth_config"]["scopes"]["bot"]), "a scope is listed twice"
 

@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot.domain.models import State
 from bot.listeners import payloads
 from bot.listeners.failures import guarded
-from bot.services import incidents, tasks
+from bot.services import home, incidents, tasks
 from bot.services.context import Context
 from bot.ui import messages, modals
 from bot.ui.ids import Action
@@ -41,6 +41,12 @@ def register(app: AsyncApp, ctx: Context) -> None:
         await ack()
         await guarded(ctx, body, "opening the status form", show_status_form(ctx, body))
 
+    async def open_start_form(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        start_form = ctx.slack.open_view(body["trigger_id"], modals.start_modal(""))
+        await guarded(ctx, body, "opening the start form", start_form)
+
+    app.action(Action.OPEN_START_FORM)(open_start_form)
     app.action(Action.TAKE_COMMAND)(ack=ack_only, lazy=[take_command])
     app.action(Action.OPEN_STATUS_FORM)(open_status_form)
     app.action(Action.ADD_TASK_ROW)(ack=ack_only, lazy=[add_task_row])
@@ -103,12 +109,20 @@ async def show_status_form(ctx: Context, body: dict[str, Any]) -> None:
 
 async def complete_from_button(ctx: Context, body: dict[str, Any]) -> None:
     await tasks.complete(ctx, int(_action(body).get("value") or 0), body["user"]["id"], _clicked_message(body))
+    await _refresh_home(ctx, body)
 
 
 async def snooze_from_button(ctx: Context, body: dict[str, Any]) -> None:
     action = _action(body)
     days = SNOOZE_DAYS[Action(action["action_id"])]
     await tasks.snooze(ctx, int(action.get("value") or 0), days, _clicked_message(body))
+    await _refresh_home(ctx, body)
+
+
+async def _refresh_home(ctx: Context, body: dict[str, Any]) -> None:
+    """Clicked in the App Home: it shows the effect at once."""
+    if (body.get("view") or {}).get("type") == "home":
+        await home.publish(ctx, body["user"]["id"], acted=True)
 
 
 def _clicked_message(body: dict[str, Any]) -> tuple[str, str] | None:

@@ -4,15 +4,18 @@ sees acknowledged is never lost, and its retries are absorbed by the storage key
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
 from bot import slack_messages
 from bot.domain.rules import ts_to_datetime
-from bot.services import timeline
+from bot.services import home, timeline
 from bot.services.context import Context
+from bot.slack_api import SlackError
 
+log = logging.getLogger(__name__)
 KEY_EVENT_REACTION = "pushpin"
 TOMBSTONE = "tombstone"
 
@@ -27,7 +30,12 @@ def register(app: AsyncApp, ctx: Context) -> None:
     async def on_reaction_removed(event: dict[str, Any]) -> None:
         await handle_reaction(ctx, event, is_key=False)
 
+    async def on_home_opened(event: dict[str, Any]) -> None:
+        if event.get("tab") == "home" and event.get("user"):
+            await show_home(ctx, str(event["user"]))
+
     app.event("message")(on_message)
+    app.event("app_home_opened")(on_home_opened)
     app.event("reaction_added")(on_reaction_added)
     app.event("reaction_removed")(on_reaction_removed)
 
@@ -70,6 +78,14 @@ async def _record_deletion(
     entry = slack_messages.entry_from_message({**previous, "ts": deleted_ts}, channel, incident_id)
     deleted_at = ts_to_datetime(str(event.get("event_ts") or event.get("ts") or deleted_ts))
     await timeline.record_deletion(ctx, entry.model_copy(update={"deleted_at": deleted_at}), event_id)
+
+
+async def show_home(ctx: Context, user_id: str) -> None:
+    """A home Slack cannot take now is published the next time the tab is opened."""
+    try:
+        await home.publish(ctx, user_id)
+    except SlackError as exc:
+        log.info("home of %s not published: %s", user_id, exc.code)
 
 
 async def handle_reaction(ctx: Context, event: dict[str, Any], is_key: bool) -> None:

@@ -84,6 +84,7 @@ class Context:
     recording: RecordingChannels = field(default_factory=RecordingChannels)
     members: ChannelMembers = field(default_factory=ChannelMembers)
     outbox: Wakeup = field(default_factory=Wakeup)
+    home_published: dict[str, float] = field(default_factory=dict)  # user id -> when (monotonic)
 
     @property
     def tz(self) -> ZoneInfo:

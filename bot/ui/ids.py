@@ -17,6 +17,7 @@ class Action(StrEnum):
     TASK_SNOOZE_WEEK = "task_snooze_week"
     TAKE_COMMAND = "incident_take_command"
     OPEN_STATUS_FORM = "incident_open_status_form"
+    OPEN_START_FORM = "incident_open_start_form"
 
 
 class Block(StrEnum):

@@ -57,10 +57,10 @@ def reminder(task: Task, incident: Incident, today: date) -> tuple[str, Blocks]:
         f":alarm_clock: Corrective task from {incident.ref} ({safe(incident.title, 200)}) {when}: "
         f"{safe(task.description, 1000)}. Channel: <#{incident.channel_id}>"
     )
-    return text, [section_block(text), _task_buttons(task)]
+    return text, [section_block(text), task_buttons(task)]
 
 
-def _task_buttons(task: Task) -> dict[str, Any]:
+def task_buttons(task: Task) -> dict[str, Any]:
     def button(action: Action, label: str, style: str | None = None) -> dict[str, Any]:
         element: dict[str, Any] = {
             "type": "button",
