@@ -32,6 +32,7 @@ FIXES: dict[str, str] = {
     "LOG_LEVEL": "use DEBUG, INFO, WARNING or ERROR",
     "UPDATE_CADENCE": "use sevN:minutes pairs separated by commas, e.g. sev1:30,sev2:60 (empty: no nudges)",
     "POSTMORTEM_DUE_DAYS": "use a whole number of days between 1 and 365",
+    "DIGEST_CHANNEL": "use a channel id such as C0123ABCD (channel details → About → Channel ID)",
     "ALERT_CHANNEL": "use a channel id such as C0123ABCD (channel details → About → Channel ID)",
 }
 
@@ -73,6 +74,7 @@ class Settings(BaseSettings):
     alert_webhook_token: SecretStr | None = Field(default=None, alias="ALERT_WEBHOOK_TOKEN")
     pagerduty_webhook_secret: SecretStr | None = Field(default=None, alias="PAGERDUTY_WEBHOOK_SECRET")
     alert_channel: str | None = Field(default=None, alias="ALERT_CHANNEL")
+    digest_channel: str | None = Field(default=None, alias="DIGEST_CHANNEL")
     update_cadence: str = Field(default="sev1:30,sev2:60", alias="UPDATE_CADENCE")
     postmortem_due_days: int = Field(default=2, ge=1, le=365, alias="POSTMORTEM_DUE_DAYS")
 
@@ -98,7 +100,7 @@ class Settings(BaseSettings):
         parse_cadence(value)
         return value
 
-    @field_validator("alert_channel")
+    @field_validator("alert_channel", "digest_channel")
     @classmethod
     def _channel_id(cls, value: str | None) -> str | None:
         if not value:

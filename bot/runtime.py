@@ -38,6 +38,7 @@ STEP_HANDLERS: dict[StepKind, Handler] = {
     StepKind.UPDATE_REMINDER: step_handlers.run_update_reminder,
     StepKind.FINISH_OPENING: step_handlers.run_finish_opening,
     StepKind.STAKEHOLDER_UPDATE: step_handlers.run_stakeholder_update,
+    StepKind.CHANNEL_POST: step_handlers.run_channel_post,
 }
 
 

@@ -10,11 +10,15 @@ from datetime import date, datetime
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.sql.expression import ColumnElement
 
-from bot.domain.models import Incident, Severity, State, Status
+from bot.domain.models import Incident, Severity, State, Status, Task, TaskStatus
 from bot.domain.outbox import NewStep
+from storage.common import dialect_insert
 from storage.database import Database
 from storage.outbox import add_steps
-from storage.schema import incidents
+from storage.rows import task_of
+from storage.schema import counters, incidents, tasks
+
+DIGEST_COUNTER = "digest_week"  # the ISO week of the last workspace digest, as YYYYWW
 
 
 def _postmortem_due(resolved_before: datetime, today: date) -> ColumnElement[bool]:
@@ -56,6 +60,34 @@ class LifecycleRepo:
         self, incident: Incident, quiet_since: datetime, now: datetime, steps: Sequence[NewStep]
     ) -> bool:
         return await self._claim(incident, _update_due(incident.severity, quiet_since), steps, cadence_nudged_at=now)
+
+    async def claim_week(self, team_id: str, week: int, steps: Sequence[NewStep]) -> bool:
+        """The workspace digest of ISO week `week` (e.g. 202649): this caller's to send if no one
+        has sent that week's (or a later one's) yet, with its step, in one transaction."""
+        async with self.db.transaction() as conn:
+            stmt = dialect_insert(conn, counters).values(team_id=team_id, name=DIGEST_COUNTER, value=week)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["team_id", "name"], set_={"value": week}, where=counters.c.value < week
+            ).returning(counters.c.value)
+            if (await conn.execute(stmt)).first() is None:
+                return False
+            await add_steps(conn, team_id, steps)
+        return True
+
+    async def overdue_tasks(self, team_id: str, today: date) -> list[tuple[Task, Incident]]:
+        """Open tasks past their due date, with their incidents, public and private alike."""
+        query = (
+            select(tasks)
+            .join(incidents, incidents.c.id == tasks.c.incident_id)
+            .where(tasks.c.team_id == team_id, tasks.c.status == TaskStatus.OPEN, tasks.c.due_date < today)
+            .order_by(tasks.c.owner_id, tasks.c.due_date)
+        )
+        async with self.db.reading() as conn:
+            found = [task_of(r) for r in (await conn.execute(query)).mappings().all()]
+            ids = {t.incident_id for t in found}
+            rows = (await conn.execute(select(incidents).where(incidents.c.id.in_(ids)))).mappings().all()
+        by_id = {r["id"]: Incident.model_validate(dict(r)) for r in rows}
+        return [(t, by_id[t.incident_id]) for t in found]
 
     async def _select(self, due: ColumnElement[bool], limit: int) -> list[Incident]:
         async with self.db.reading() as conn:

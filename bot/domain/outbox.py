@@ -28,6 +28,7 @@ class StepKind(StrEnum):
     POSTMORTEM_SUMMARY = "postmortem_summary"  # the summary post (with the file's link) in one channel
     UPDATE_REMINDER = "update_reminder"  # a reminder DM rewritten after Done or Snooze
     FINISH_OPENING = "finish_opening"  # channel, invite, topic, summary, pin, announcement
+    CHANNEL_POST = "channel_post"  # a message in a channel outside any incident (the weekly digest)
     STAKEHOLDER_UPDATE = "stakeholder_update"  # the announcement kept current, the change in its thread
 
 

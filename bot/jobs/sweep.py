@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from bot.domain import rules
 from bot.domain.models import Incident, Task, TaskStatus
+from bot.domain.report import incident_row
 from bot.services import steps
 from bot.services.context import Context
 from bot.slack_api import SlackError
@@ -48,10 +49,30 @@ async def sweep(ctx: Context) -> SweepReport:
         await _send_reminders(ctx, today, report)
         if today.weekday() == DIGEST_WEEKDAY:
             await _send_digests(ctx, today, report)
+            await _workspace_digest(ctx, today, report)
         await _nudge_postmortems(ctx, today, report)
     await _nudge_idle(ctx, report)
     await _nudge_updates(ctx, report)
     return report
+
+
+async def _workspace_digest(ctx: Context, today: date, report: SweepReport) -> None:
+    """DIGEST_CHANNEL: last week's incidents and the overdue tasks by owner, once a week across
+    restarts and replicas (claimed with its outbox step)."""
+    channel = ctx.settings.digest_channel
+    if not channel:
+        return
+    year, week, _ = today.isocalendar()
+    monday = today - timedelta(days=7)
+    since = datetime.combine(monday, time(0), tzinfo=ctx.tz)
+    found = await ctx.store.reports.declared_between(since, since + timedelta(days=7), ctx.team_id)
+    rows = [incident_row(i, form, tasks, today) for i, form, tasks in found if not i.is_private]
+    overdue = [(t, i) for t, i in await ctx.store.lifecycle.overdue_tasks(ctx.team_id, today) if not i.is_private]
+    text = task_messages.weekly_digest(rules.iso_week(monday), rows, overdue, today)
+    post = steps.channel_post(channel, text, ctx.clock.now())
+    if await ctx.store.lifecycle.claim_week(ctx.team_id, year * 100 + week, [post]):
+        report.digests += 1
+        ctx.outbox.kick()
 
 
 async def _nudge_postmortems(ctx: Context, today: date, report: SweepReport) -> None:

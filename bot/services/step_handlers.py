@@ -130,3 +130,7 @@ async def run_stakeholder_update(ctx: Context, step_: Step, progress: Progress) 
         await ctx.slack.update(origin, announced, text, blocks)
         await progress.save(updated=True)
     await post_once(ctx, step_, progress, origin, str(step_.payload["text"]), thread_ts=announced)
+
+
+async def run_channel_post(ctx: Context, step_: Step, progress: Progress) -> None:
+    await post_once(ctx, step_, progress, str(step_.payload["channel"]), str(step_.payload["text"]))

@@ -80,3 +80,7 @@ def finish_opening(incident: Incident, at: datetime, delay: timedelta = OPENING_
     lane = opening_lane(incident.id) if delay else incident_lane(incident.id)
     later = step(StepKind.FINISH_OPENING, lane, at, incident_id=incident.id)
     return later.model_copy(update={"not_before": at + delay})
+
+
+def channel_post(channel: str, text: str, at: datetime) -> NewStep:
+    return step(StepKind.CHANNEL_POST, f"channel:{channel}", at, channel=channel, text=text)

@@ -238,6 +238,7 @@ STEP_WHAT = {
     StepKind.UPDATE_REMINDER: "updating the reminder",
     StepKind.FINISH_OPENING: "opening the incident channel",
     StepKind.STAKEHOLDER_UPDATE: "updating the announcement",
+    StepKind.CHANNEL_POST: "posting the weekly digest",
 }
 
 

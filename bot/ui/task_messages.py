@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from bot.domain.models import Incident, Task, TaskStatus
+from bot.domain.report import IncidentRow
 from bot.ui.ids import Action
 from bot.ui.messages import LIST_LIMIT, SECTION_LIMIT, Blocks, safe, section_block
 from bot.ui.text import truncate
@@ -107,3 +108,27 @@ def undeliverable(task: Task, error: str) -> str:
 def digest(incident: Incident, tasks: list[Task], today: date) -> tuple[str, Blocks]:
     text = task_list(f":clipboard: *Weekly digest: open corrective tasks of {incident.ref}*", tasks, today)
     return truncate(text, SECTION_LIMIT), [section_block(text)]
+
+
+def weekly_digest(
+    week: str, rows: list[IncidentRow], overdue: list[tuple[Task, Incident]], today: date
+) -> str:
+    """The workspace's Monday digest. Private incidents are left out: nothing of them is said
+    outside their channel (their tasks' owners get their own reminders)."""
+    lines = [f":calendar: *Incidents of week {week}*"]
+    if not rows:
+        lines.append("No incident was declared last week.")
+    for r in rows:
+        resolve = f"resolved in {r.time_to_resolve_min} min" if r.time_to_resolve_min is not None else "impact open"
+        state = "closed" if r.closed_at else "open"
+        lines.append(f"• *{r.ref}* {safe(r.title, 150)} ({r.severity.upper()}, {state}, {resolve})")
+    lines.append("")
+    lines.append(":alarm_clock: *Overdue corrective tasks*" if overdue else "No corrective task is overdue.")
+    owners: dict[str, list[tuple[Task, Incident]]] = {}
+    for task, incident in overdue:
+        owners.setdefault(task.owner_id, []).append((task, incident))
+    for owner, items in owners.items():
+        listed = "; ".join(f"{safe(t.description, 120)} ({i.ref}, due {t.due_date})" for t, i in items[:5])
+        more = f" and {len(items) - 5} more" if len(items) > 5 else ""
+        lines.append(f"• <@{owner}>: {listed}{more}")
+    return truncate("\n".join(lines), SECTION_LIMIT)

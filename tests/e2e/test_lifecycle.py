@@ -184,3 +184,29 @@ async def test_stats_count_what_the_caller_may_see(slack: LocalSlack, bot: Runti
     assert any("in the last 30 days: 1*" in t for t in bob)  # not a member of the private one's channel
     assert any("in all time: 2*" in t and "SEV2" in t for t in alice)
     assert any("Period must be 30d, 90d, 365d or all" in t for t in alice)
+
+
+async def test_the_workspace_digest_goes_out_once_on_monday(
+    slack_at: LocalSlack, clock: ManualClock, start_bot: BotFactory
+) -> None:
+    slack = slack_at
+    digest = slack.add_channel("incident-digest", members=[ALICE])
+    settings = {"DIGEST_CHANNEL": digest, "REMINDER_NOT_BEFORE": "09:00"}
+    bot = await start_bot(slack, clock=clock, **settings)  # Monday 2026-11-23, 10:00 UTC
+    clock.advance(timedelta(days=-3))  # Friday: an incident, a task due Saturday
+    channel = str((await start_incident(slack, bot, "Checkout 500s", ALICE, general(slack)))["channel_id"])
+    await command(slack, bot, f"task <@{BOB}> Audit the LB configs due 2026-11-21", ALICE, channel)
+    secret = await start_incident(slack, bot, "PII exposed", ALICE, general(slack))
+    async with bot.db.transaction() as conn:
+        await conn.execute(incidents.update().where(incidents.c.id == secret["id"]).values(is_private=True))
+    clock.advance(timedelta(days=3))  # Monday again
+    await _sweep(bot)
+    await bot.stop()
+    bot = await start_bot(slack, clock=clock, **settings)  # a restart: no second digest
+    await _sweep(bot)
+    clock.advance(timedelta(hours=3))
+    await _sweep(bot)
+    posts = [str(m.get("text")) for m in slack.messages(digest) if "week" in str(m.get("text"))]
+    assert len(posts) == 1
+    assert "INC-1" in posts[0] and "Audit the LB configs" in posts[0] and f"<@{BOB}>" in posts[0]
+    assert "PII exposed" not in posts[0] and "INC-2" not in posts[0]
