@@ -108,3 +108,67 @@ def test_bad_input_is_one_line_and_exit_2(reported: tuple[pathlib.Path, str], ar
 def test_nearest_rank_p90() -> None:
     assert p90([]) is None and p90([7]) == 7
     assert p90(list(range(1, 11))) == 9 and p90(list(range(1, 21))) == 18
+
+
+async def seed_many(url: str, count: int, team: str = "T1") -> list[dict[str, object]]:
+    """`count` closed incidents every ~2.1 days from 2025-10-01 (about 14 months for 200), with
+    known times; returns what each should report."""
+    db = Database(url)
+    await db.start()
+    store = Store(db)
+    start = datetime(2025, 10, 1, 12, 0, tzinfo=UTC)
+    expected = []
+    try:
+        for k in range(count):
+            declared = start + timedelta(hours=50 * k)
+            severity = list(Severity)[k % 4]
+            detect, resolve = k % 7, 10 + k % 50
+            made = await store.create_incident(team, {
+                "title": f"Incident {k}", "severity": severity, "status": Status.INVESTIGATING, "commander_id": "U1",
+                "declared_by": "U1", "started_at": declared, "last_activity_at": declared})  # fmt: skip
+            made = await store.update_incident(made.id, state="open", channel_id=f"C{k}")
+            impact_start = declared - timedelta(minutes=detect)
+            impact_end = impact_start + timedelta(minutes=resolve)
+            form = CloseForm(impact="x", impact_start=impact_start, impact_end=impact_end,
+                             root_cause="y", resolution="z", improvements=[], submitted_by="U1",
+                             submitted_at=declared + timedelta(hours=1))  # fmt: skip
+            await store.close_incident(made, form, [])
+            expected.append({"severity": severity.value, "detect": detect, "resolve": resolve,
+                             "month": declared.strftime("%Y-%m")})  # fmt: skip
+        await store.close()
+    finally:
+        await db.close()
+    return expected
+
+
+def nearest_rank_p90(values: list[int]) -> int:
+    ordered = sorted(values)
+    rank = -(-9 * len(ordered) // 10)  # ceil(0.9 n), exact in integers
+    return ordered[rank - 1]
+
+
+async def test_two_hundred_incidents_over_fourteen_months_give_exact_figures(tmp_path: pathlib.Path) -> None:
+    import statistics
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'many.db'}"
+    expected = await seed_many(url, 200)
+    run = run_bot(tmp_path, "report", "--format", "json", DATABASE_URL=url, TIMEZONE="UTC")
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert len(data["incidents"]) == 200 and data["totals"]["count"] == 200
+    months = {e["month"] for e in expected}
+    assert set(data["totals"]["by_month"]) == months and len(months) == 14
+    for severity in ("sev1", "sev2", "sev3", "sev4"):
+        mine = [e for e in expected if e["severity"] == severity]
+        got = data["totals"]["by_severity"][severity]
+        assert got["count"] == len(mine) == 50
+        assert got["time_to_detect_median_min"] == statistics.median([e["detect"] for e in mine])
+        assert got["time_to_resolve_median_min"] == statistics.median([e["resolve"] for e in mine])
+        assert got["time_to_resolve_p90_min"] == nearest_rank_p90([int(e["resolve"]) for e in mine])  # type: ignore[arg-type]
+    for month in months:
+        mine = [e for e in expected if e["month"] == month]
+        assert data["totals"]["by_month"][month]["count"] == len(mine)
+    csv_run = run_bot(tmp_path, "report", "--format", "csv", DATABASE_URL=url)
+    assert len(csv_run.stdout.splitlines()) == 201
+    md_run = run_bot(tmp_path, "report", DATABASE_URL=url)
+    assert md_run.stdout.count("| INC-") == 200

@@ -4,6 +4,7 @@ outside follow the announcement and its thread; roles."""
 from __future__ import annotations
 
 import json
+import pathlib
 from datetime import timedelta
 
 from bot.clock import ManualClock
@@ -210,3 +211,20 @@ async def test_the_workspace_digest_goes_out_once_on_monday(
     assert len(posts) == 1
     assert "INC-1" in posts[0] and "Audit the LB configs" in posts[0] and f"<@{BOB}>" in posts[0]
     assert "PII exposed" not in posts[0] and "INC-2" not in posts[0]
+
+
+async def test_stats_match_the_report(slack: LocalSlack, start_bot: BotFactory, database_url: str,
+                                      tmp_path: pathlib.Path) -> None:  # fmt: skip
+    from tests.test_config_cli import run_bot
+    from tests.test_report_cli import seed_many
+
+    await seed_many(database_url, 40, team="T0LOCAL")
+    bot = await start_bot(slack)
+    await command(slack, bot, "stats all", ALICE, general(slack))
+    said = ephemeral_texts(slack, ALICE)[-1]
+    report = json.loads(run_bot(tmp_path, "report", "--format", "json", DATABASE_URL=database_url).stdout)
+    assert f"in all time: {report['totals']['count']}*" in said
+    for severity, g in report["totals"]["by_severity"].items():
+        assert (f"*{severity.upper()}*: {g['count']}; time to detect median {g['time_to_detect_median_min']:g} min, "
+                f"time to resolve median {g['time_to_resolve_median_min']:g} min "
+                f"(p90 {g['time_to_resolve_p90_min']:g} min)") in said  # fmt: skip
