@@ -1,4 +1,5 @@
-"""Composition root and command line: `incident-bot` (serve), `export INC-<n>`, `report`, `demo`."""
+"""Composition root and command line: `incident-bot` (serve), `export INC-<n>`, `report`, `import`,
+`demo`."""
 
 from __future__ import annotations
 
@@ -39,6 +40,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--until", help="last day, YYYY-MM-DD (included)")
     report.add_argument("--format", default="markdown", help="markdown (default), csv or json")
     report.set_defaults(run=_report)
+    imported = sub.add_parser("import", help="make an incident of one channel of a Slack export")
+    imported.add_argument("export", help="a Slack workspace export: the .zip or its unpacked folder")
+    imported.add_argument("--channel", required=True, help="the channel's name")
+    imported.add_argument("--from", dest="since", help="first day, YYYY-MM-DD")
+    imported.add_argument("--to", dest="until", help="last day, YYYY-MM-DD (included)")
+    imported.add_argument("--close", help="a YAML or JSON file with the close form's answers")
+    imported.add_argument("--title", help="the incident's title (default: the channel's purpose or name)")
+    imported.add_argument("--severity", default="sev2", help="sev1..sev4 (default sev2)")
+    imported.set_defaults(run=_import)
     demo = sub.add_parser("demo", help="play a whole incident offline against the built-in local Slack")
     demo.add_argument("--script", help="a YAML or JSON incident script (default: the built-in one)")
     demo.add_argument("--database-url", help="keep the demo's data here instead of a temporary SQLite file")
@@ -119,6 +129,37 @@ def _report(args: argparse.Namespace) -> int:
     if result.startswith("error: "):
         return _fail(result.removeprefix("error: "), 2)
     sys.stdout.write(result)
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.domain.models import Severity
+    from bot.importer import ImportProblem, import_channel
+
+    try:
+        since, until = _day(args.since, "--from"), _day(args.until, "--to")
+        severity = Severity(args.severity.lower())
+    except ValueError as exc:
+        message = str(exc) if "--" in str(exc) else f"--severity {args.severity!r} is not one of sev1, sev2, sev3, sev4"
+        return _fail(message, 2)
+    if since and until and until < since:
+        return _fail(f"--to {until} is before --from {since}", 2)
+    try:
+        settings = load_settings(**_export_defaults())
+        close_file = Path(args.close) if args.close else None
+        work = import_channel(settings, Path(args.export), args.channel, since, until, close_file, args.title, severity)
+        ref, new = asyncio.run(work)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    except ImportProblem as exc:
+        return _fail(str(exc), 2)
+    except DatabaseUnavailable as exc:
+        return _fail(str(exc), 1)
+    print(ref)
+    if not new:
+        print(f"incident-bot: #{args.channel} was imported before as {ref}; nothing changed", file=sys.stderr)
     return 0
 
 

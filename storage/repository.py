@@ -28,6 +28,12 @@ class Repository:
                 stmt.on_conflict_do_update(index_elements=["team_id"], set_={"url": url, "bot_user_id": bot_user_id})
             )
 
+    async def sole_team(self) -> str | None:
+        """The workspace this database serves, when it serves exactly one."""
+        async with self.db.reading() as conn:
+            teams = list((await conn.execute(select(workspace.c.team_id).limit(2))).scalars())
+        return teams[0] if len(teams) == 1 else None
+
     async def workspace_url(self, team_id: str) -> str:
         async with self.db.reading() as conn:
             url = await conn.scalar(select(workspace.c.url).where(workspace.c.team_id == team_id))
