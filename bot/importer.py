@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,9 @@ async def import_channel(
     """(INC-<n>, whether it is new)."""
     export = _open(export_path)
     channel = _channel(export, channel_name)
-    messages = export.messages(channel, since, until)
-    if not messages:
+    days = export.day_files(channel, since, until)
+    first, last = _check_days(export, days)  # every file read once before anything is written
+    if first is None or last is None:
         raise ImportProblem(f"#{channel.name} has no messages in the period")
     answers = _close_answers(close_file) if close_file else None
     db = Database(settings.database_url)
@@ -56,10 +58,12 @@ async def import_channel(
         if existing is not None:
             return existing.ref, False
         names = export.user_names()
-        incident = await _create(store, team, channel, messages, title, severity)
-        await _record(store, team, incident, channel, messages)
+        incident = await _create(store, team, channel, first, title, severity)
+        for n, day in enumerate(days, 1):  # a day file at a time: memory stays flat for any size
+            recorded = await _record(store, team, incident, channel, export.day(day))
+            print(f"import: {day} ({n}/{len(days)}): {recorded} entries", file=sys.stderr)
         await _save_names(store, team, names)
-        await _finish(store, incident, messages, answers, export.user_handles(), settings)
+        await _finish(store, incident, last, answers, export.user_handles(), settings)
         return incident.ref, True
     finally:
         await store.close()
@@ -82,9 +86,23 @@ def _channel(export: SlackExport, name: str) -> ExportChannel:
         raise ImportProblem(str(exc)) from None
 
 
-async def _create(store: Store, team: str, channel: ExportChannel, messages: list[dict[str, Any]],
+def _check_days(export: SlackExport, days: list[str]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Reads every day file once to refuse a bad one before anything is stored; returns the first
+    and the last message of the period."""
+    first = last = None
+    for day in days:
+        try:
+            messages = export.day(day)
+        except ExportError as exc:
+            raise ImportProblem(str(exc)) from None
+        if messages:
+            first = first or messages[0]
+            last = messages[-1]
+    return first, last
+
+
+async def _create(store: Store, team: str, channel: ExportChannel, first: dict[str, Any],
                   title: str | None, severity: Severity) -> Incident:  # fmt: skip
-    first = messages[0]
     declared = ts_to_datetime(str(first["ts"]))
     who = str(first.get("user") or "U0IMPORT")
     incident = await store.create_incident(team, {
@@ -96,13 +114,16 @@ async def _create(store: Store, team: str, channel: ExportChannel, messages: lis
 
 
 async def _record(store: Store, team: str, incident: Incident, channel: ExportChannel,
-                  messages: list[dict[str, Any]]) -> None:  # fmt: skip
+                  messages: list[dict[str, Any]]) -> int:  # fmt: skip
     """What people and integrations said, each once at its own time; joins, leaves and topic
-    changes left out; a 📌 reaction marks a key event."""
+    changes left out; a 📌 reaction marks a key event. Returns how many entries were new."""
     now = datetime.now(UTC)
     entries = [_entry(m, channel.id, incident.id) for m in messages if slack_messages.is_recorded_message(m)]
+    new = 0
     for start in range(0, len(entries), CHUNK):
-        await asyncio.gather(*(store.record_entry(team, e, None, now) for e in entries[start : start + CHUNK]))
+        stored = await asyncio.gather(*(store.record_entry(team, e, None, now) for e in entries[start : start + CHUNK]))
+        new += sum(stored)
+    return new
 
 
 def _entry(message: dict[str, Any], channel_id: str, incident_id: int) -> TimelineEntry:
@@ -117,9 +138,9 @@ async def _save_names(store: Store, team: str, names: dict[str, str]) -> None:
         await store.save_name(team, user_id, name, now)
 
 
-async def _finish(store: Store, incident: Incident, messages: list[dict[str, Any]],
+async def _finish(store: Store, incident: Incident, last_message: dict[str, Any],
                   answers: dict[str, Any] | None, handles: dict[str, str], settings: Settings) -> None:  # fmt: skip
-    last = ts_to_datetime(str(messages[-1]["ts"]))
+    last = ts_to_datetime(str(last_message["ts"]))
     if answers is None:
         await store.update_incident(incident.id, status=Status.RESOLVED, resolved_at=last, impact_ended_at=last)
         return

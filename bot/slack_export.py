@@ -27,14 +27,25 @@ class ExportChannel:
     purpose: str
 
 
+def _refuse_escapes(path: Path, names: list[str]) -> None:
+    for name in names:
+        if name.startswith("/") or ".." in Path(name).parts:
+            raise ExportError(f"{path} holds {name!r}, a path outside the export: refused")
+
+
 class SlackExport:
     def __init__(self, path: Path) -> None:
         if not path.exists():
             raise ExportError(f"{path} does not exist: give a Slack export .zip or its unpacked folder")
         self.path = path
-        self._zip = zipfile.ZipFile(path) if path.is_file() else None
+        try:
+            self._zip = zipfile.ZipFile(path) if path.is_file() else None
+        except zipfile.BadZipFile:
+            raise ExportError(f"{path} is not a .zip file") from None
         if self._zip is None and not path.is_dir():
             raise ExportError(f"{path} is neither a .zip nor a folder")
+        if self._zip is not None:
+            _refuse_escapes(path, self._zip.namelist())
         self._root = self._find_root()
 
     def _find_root(self) -> str:
@@ -70,20 +81,29 @@ class SlackExport:
                     return ExportChannel(str(entry["id"]), wanted, private, str(purpose or ""))
         raise ExportError(f"there is no channel #{wanted} in the export (channels.json, groups.json)")
 
-    def messages(self, channel: ExportChannel, since: date | None, until: date | None) -> list[dict[str, Any]]:
-        """Every message of the channel's day files in the period, oldest first."""
+    def day_files(self, channel: ExportChannel, since: date | None, until: date | None) -> list[str]:
+        """The channel's day files in the period, oldest first (names inside the export)."""
         prefix = self._root + channel.name + "/"
-        days = sorted(n[len(prefix) :] for n in self._names() if n.startswith(prefix) and n.endswith(DAY_FILE_SUFFIX))
-        found: list[dict[str, Any]] = []
-        for day_file in days:
+        days = []
+        for name in sorted(n[len(prefix) :] for n in self._names() if n.startswith(prefix)):
             try:
-                day = date.fromisoformat(day_file.removesuffix(DAY_FILE_SUFFIX))
+                day = date.fromisoformat(name.removesuffix(DAY_FILE_SUFFIX))
             except ValueError:
                 continue  # not a day file
-            if (since and day < since) or (until and day > until):
-                continue
-            found += [m for m in self._read(f"{channel.name}/{day_file}") or [] if isinstance(m, dict) and m.get("ts")]
-        return sorted(found, key=lambda m: float(m["ts"]))
+            if not (since and day < since) and not (until and day > until):
+                days.append(f"{channel.name}/{name}")
+        return days
+
+    def day(self, name: str) -> list[dict[str, Any]]:
+        """One day file's messages, oldest first; a file that is not a list of messages with a
+        `ts` is refused, naming it."""
+        messages = self._read(name)
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            raise ExportError(f"{name} in {self.path} is not a list of messages")
+        for message in messages:
+            if not message.get("ts"):
+                raise ExportError(f"{name} in {self.path} has a message without ts")
+        return sorted(messages, key=lambda m: float(m["ts"]))
 
     def user_names(self) -> dict[str, str]:
         """User id -> display name, else real name, else handle."""

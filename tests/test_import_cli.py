@@ -121,3 +121,35 @@ def test_not_an_export(tmp_path: pathlib.Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/b.db"
     run = run_bot(tmp_path, "import", str(tmp_path), "--channel", "x", DATABASE_URL=url)
     assert run.returncode == 2 and "not a Slack workspace export" in run.stderr
+
+
+def test_a_private_channel_with_an_edit_is_imported_private(tmp_path: pathlib.Path) -> None:
+    folder = tmp_path / "export"
+    (folder / "sec-7").mkdir(parents=True)
+    (folder / "users.json").write_text(json.dumps(USERS))
+    (folder / "channels.json").write_text(json.dumps([{"id": "C0GENERAL", "name": "general"}]))
+    (folder / "groups.json").write_text(json.dumps([{"id": "G0SEC7", "name": "sec-7"}]))
+    (folder / "sec-7" / "2025-12-02.json").write_text(json.dumps([
+        {"type": "message", "user": "U01ANA", "text": "token leaked, rotating (edited)", "ts": "1764660000.000100",
+         "edited": {"user": "U01ANA", "ts": "1764660100.000000"}}]))  # fmt: skip
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    assert run_bot(tmp_path, "import", str(folder), "--channel", "sec-7", DATABASE_URL=url).returncode == 0
+    [row] = json.loads(run_bot(tmp_path, "report", "--format", "json", DATABASE_URL=url).stdout)["incidents"]
+    assert row["private"] is True
+
+
+def test_broken_exports_are_refused_before_anything_is_written(setup: tuple[pathlib.Path, pathlib.Path, str]) -> None:
+    cwd, export, url = setup
+    (export / "inc-42-checkout" / "2025-12-04.json").write_text("{not json")
+    run = run_bot(cwd, "import", str(export), "--channel", "inc-42-checkout", DATABASE_URL=url)
+    assert run.returncode == 2 and "2025-12-04.json" in run.stderr and "not JSON" in run.stderr
+    (export / "inc-42-checkout" / "2025-12-04.json").write_text(json.dumps([{"type": "message", "text": "x"}]))
+    run = run_bot(cwd, "import", str(export), "--channel", "inc-42-checkout", DATABASE_URL=url)
+    assert run.returncode == 2 and "without ts" in run.stderr
+    assert not (cwd / "bot.db").exists()  # nothing was written, not even a database
+    evil = cwd / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.writestr("channels.json", "[]")
+        archive.writestr("../outside.json", "[]")
+    run = run_bot(cwd, "import", str(evil), "--channel", "x", DATABASE_URL=url)
+    assert run.returncode == 2 and "outside the export" in run.stderr
