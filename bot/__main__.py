@@ -112,11 +112,9 @@ def _report(args: argparse.Namespace) -> int:
     from bot.ui.report import FORMATS
 
     try:
-        since, until = _day(args.since, "--since"), _day(args.until, "--until")
+        since, until = _period(args.since, args.until, "--since", "--until")
     except ValueError as exc:
         return _fail(str(exc), 2)
-    if since and until and until < since:
-        return _fail(f"--until {until} is before --since {since}", 2)
     if args.format not in FORMATS:
         return _fail(f"--format {args.format!r} is not one of {', '.join(FORMATS)}", 2)
     try:
@@ -139,13 +137,12 @@ def _import(args: argparse.Namespace) -> int:
     from bot.importer import ImportProblem, import_channel
 
     try:
-        since, until = _day(args.since, "--from"), _day(args.until, "--to")
-        severity = Severity(args.severity.lower())
+        since, until = _period(args.since, args.until, "--from", "--to")
     except ValueError as exc:
-        message = str(exc) if "--" in str(exc) else f"--severity {args.severity!r} is not one of sev1, sev2, sev3, sev4"
-        return _fail(message, 2)
-    if since and until and until < since:
-        return _fail(f"--to {until} is before --from {since}", 2)
+        return _fail(str(exc), 2)
+    if args.severity.lower() not in {s.value for s in Severity}:
+        return _fail(f"--severity {args.severity!r} is not one of sev1, sev2, sev3, sev4", 2)
+    severity = Severity(args.severity.lower())
     try:
         settings = load_settings(**_export_defaults())
         close_file = Path(args.close) if args.close else None
@@ -161,6 +158,16 @@ def _import(args: argparse.Namespace) -> int:
     if not new:
         print(f"incident-bot: #{args.channel} was imported before as {ref}; nothing changed", file=sys.stderr)
     return 0
+
+
+def _period(
+    first: str | None, last: str | None, first_option: str, last_option: str
+) -> tuple[date | None, date | None]:
+    """Both days of a period from the command line; ValueError with the line to print."""
+    since, until = _day(first, first_option), _day(last, last_option)
+    if since and until and until < since:
+        raise ValueError(f"{last_option} {until} is before {first_option} {since}")
+    return since, until
 
 
 def _day(text: str | None, option: str) -> date | None:
