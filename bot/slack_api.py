@@ -245,17 +245,6 @@ class Slack:
         places |= set((shares.get("public") or {}).keys()) | set((shares.get("private") or {}).keys())
         return channel in places
 
-    async def upload_markdown(self, channel: str, filename: str, content: str, title: str, comment: str) -> str:
-        """Uploads with files.getUploadURLExternal + files.completeUploadExternal; returns file id."""
-        try:
-            response = await self.client.files_upload_v2(
-                channel=channel, filename=filename, content=content, title=title, initial_comment=comment
-            )
-        except SlackApiError as exc:
-            raise SlackError("files.completeUploadExternal", _error_code(exc)) from None
-        except (TimeoutError, ClientError) as exc:
-            raise SlackError("files.completeUploadExternal", f"transport_error ({type(exc).__name__})") from None
-        return str(response["file"]["id"])
 
 
 def _retry_after(exc: SlackApiError) -> float | None:

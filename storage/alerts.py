@@ -66,10 +66,6 @@ class AlertRepo:
             await add_steps(conn, team_id, steps(followed, False, changed))
         return NoticeTaken(followed, False, changed)
 
-    async def by_key(self, team_id: str, key: str) -> Incident | None:
-        async with self.db.reading() as conn:
-            return await _latest_with_key(conn, team_id, key)
-
 
 async def _open(
     conn: AsyncConnection,

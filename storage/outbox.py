@@ -88,11 +88,6 @@ class OutboxStore:
         async with self.db.transaction() as conn:
             return await add_steps(conn, team_id, steps)
 
-    async def pending_in(self, lane: str) -> int:
-        query = select(func.count()).where(outbox.c.lane == lane, outbox.c.state == StepState.PENDING.value)
-        async with self.db.reading() as conn:
-            return int(await conn.scalar(query) or 0)
-
     async def due(self, now: datetime, limit: int) -> list[Step]:
         """Steps ready to run, the first pending one of each lane only (order within a lane)."""
         query = select(outbox).where(_claimable(now), _first_of_its_lane()).order_by(outbox.c.id).limit(limit)
@@ -149,15 +144,3 @@ class OutboxStore:
         if not count or oldest is None:
             return 0, None
         return int(count), max(0.0, (now - oldest).total_seconds())
-
-    async def next_due_at(self) -> datetime | None:
-        """When the soonest pending step may run (func.min keeps the column's UTC type)."""
-        query = select(func.min(outbox.c.next_attempt_at)).where(outbox.c.state == StepState.PENDING.value)
-        async with self.db.reading() as conn:
-            found: datetime | None = await conn.scalar(query)
-        return found
-
-    async def steps(self, ids: Sequence[int]) -> list[Step]:
-        async with self.db.reading() as conn:
-            rows = (await conn.execute(select(outbox).where(outbox.c.id.in_(list(ids))))).mappings().all()
-        return [_step(r) for r in rows]

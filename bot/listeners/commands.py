@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.domain import rules
 from bot.domain.models import Incident, NewTask, State
-from bot.domain.report import incident_row, totals
 from bot.services import incidents, postmortem, tasks, visibility
+from bot.services import stats as stats_service
 from bot.services.context import Context
 from bot.slack_api import SlackError
 from bot.ui import messages, modals, task_messages
@@ -208,14 +208,7 @@ async def list_incidents(ctx: Context, command: dict[str, Any], respond: AsyncRe
 
 async def stats(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
     days = rules.parse_stats_period(_rest(command))
-    now = ctx.clock.now()
-    since = now - timedelta(days=days) if days else None
-    found = await ctx.store.reports.declared_between(since, None, ctx.team_id)
-    shown = {i.id for i in await visibility.visible_to(ctx, command["user_id"], [i for i, _, _ in found])}
-    today = rules.local_day(now, ctx.tz)
-    rows = [incident_row(i, form, tasks, today) for i, form, tasks in found if i.id in shown]
-    figures = totals(rows, lambda r: r.declared_at.astimezone(ctx.tz).strftime("%Y-%m"))
-    await respond(text=messages.stats(figures, days))
+    await respond(text=messages.stats(await stats_service.totals_for(ctx, command["user_id"], days), days))
 
 
 async def repost_postmortem(ctx: Context, command: dict[str, Any], respond: AsyncRespond) -> None:
